@@ -1,0 +1,81 @@
+"""The backbone side of the plugin contract (``../docs/plugin_contract.md``)."""
+from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DenseFeatures:
+    """Dense output of a CLIP image encoder.
+
+    patch:  B,h,w,D  every patch token in the joint image-text space (after ln_post and proj)
+    cls:    B,D      the class token in the joint space (standard last block)
+    hidden: {layer: B,h,w,W}  requested intermediate blocks' patch tokens (residual stream, before
+            ln_post), layer i meaning the output of block i (1-based; 0 is the embedding)
+    """
+    patch: torch.Tensor
+    cls: torch.Tensor
+    hidden: dict = field(default_factory=dict)
+
+
+class Backbone(nn.Module, metaclass=ABCMeta):
+    """A CLIP model behind one interface, whatever library it comes from.
+
+    Subclasses set ``embed_dim`` (joint space), ``width`` (vision residual width),
+    ``num_layers`` (vision blocks), ``patch_size``, ``image_size`` (pretraining size),
+    ``mean``/``std`` (pixel normalisation, 0..255 scale) and implement the methods below.
+    """
+    LAST_BLOCKS = ('std', 'value', 'vv', 'csa')
+    embed_dim: int
+    width: int
+    num_layers: int
+    patch_size: int
+    image_size: int
+    mean = (122.770938, 116.74601, 104.09373)   # OpenAI CLIP's, x255
+    std = (68.5005327, 66.6321579, 70.32316304)
+
+    @abstractmethod
+    def tokenize(self, texts):
+        """N,L token ids for a list of strings."""
+
+    @abstractmethod
+    def encode_text(self, tokens):
+        """N,D text embeddings in the joint space (not normalised)."""
+
+    def encode_image(self, images):
+        """B,D image embeddings in the joint space (not normalised)."""
+        return self.forward_dense(images).cls
+
+    @abstractmethod
+    def forward_dense(self, images, layers=(), last_block='std'):
+        """DenseFeatures for B,3,H,W normalised images (any H, W divisible by the patch).
+
+        ``last_block`` picks the final block's variant for the patch tokens: ``std`` (as
+        trained), ``value`` (MaskCLIP: the last block's value projection alone, no residual,
+        no MLP), ``vv`` (value-value self-attention), ``csa`` (query-query + key-key attention).
+        The cls token always comes from the standard block.
+        """
+
+    # Finer-grained access for methods that change the encoder's inside (e.g. SegCLIP).
+    @abstractmethod
+    def embed(self, images):
+        """(B,1+h*w,W tokens after patch embedding, interpolated positions and ln_pre; (h, w))."""
+
+    @abstractmethod
+    def run_blocks(self, x, start=0, end=None):
+        """Run vision blocks ``start..end-1`` (0-based) on B,T,W tokens."""
+
+    @abstractmethod
+    def project(self, x):
+        """ln_post then proj on every token: B,T,W -> B,T,D."""
+
+    @property
+    @abstractmethod
+    def logit_scale(self):
+        """The learned CLIP temperature (a scalar tensor, exp already applied)."""
+
+    @abstractmethod
+    def fingerprint(self):
+        """A short string that changes whenever the text encoder's weights change."""

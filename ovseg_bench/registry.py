@@ -1,0 +1,83 @@
+"""The project's registries, children of mmengine's root registries.
+
+``METHODS`` holds method heads (built-ins in ``methods/``, third-party plugins through the
+``ovseg_bench.methods`` entry-point group), ``BACKBONES`` holds CLIP adapters; datasets are
+mmseg's ``DATASETS`` registry, to which ``ovseg_bench.data`` adds its own classes. Every build
+goes through :func:`build`, which fails at once with the valid names for an unknown ``type``.
+"""
+import difflib
+import importlib
+import importlib.metadata
+import pkgutil
+
+from mmengine.registry import MODELS as MMENGINE_MODELS
+from mmengine.registry import Registry
+
+METHODS = Registry('method', parent=MMENGINE_MODELS, scope='ovseg_bench',
+                   locations=['methods'])
+BACKBONES = Registry('backbone', parent=MMENGINE_MODELS, scope='ovseg_bench',
+                     locations=['ovseg_bench.backbones'])
+
+_PLUGINS_LOADED = False
+
+
+def load_plugins():
+    """Import every built-in method module and every entry-point plugin (once)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    import methods
+    import ovseg_bench.backbones  # noqa: F401  (registers the adapters)
+    import ovseg_bench.data  # noqa: F401  (registers the dataset classes)
+    for info in pkgutil.iter_modules(methods.__path__):
+        importlib.import_module(f'methods.{info.name}')
+    for ep in importlib.metadata.entry_points(group='ovseg_bench.methods'):
+        ep.load()
+
+
+def load_plugin_file(path):
+    """Import a method plugin from a stand-alone ``.py`` file (``--plugin path.py``)."""
+    import importlib.util
+    import pathlib
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'plugin file not found: {path}')
+    spec = importlib.util.spec_from_file_location(f'ovseg_plugin_{path.stem}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def names(registry):
+    load_plugins()
+    return sorted(registry.module_dict)
+
+
+def describe(registry):
+    """``{name: first docstring line}`` for every entry of ``registry``."""
+    load_plugins()
+    out = {}
+    for name, cls in sorted(registry.module_dict.items()):
+        doc = (cls.__doc__ or '').strip().splitlines()
+        out[name] = doc[0] if doc else ''
+    return out
+
+
+def check_name(registry, name, what=None):
+    """Raise a ``KeyError`` listing the valid names (closest first) if ``name`` is unknown."""
+    load_plugins()
+    if name in registry.module_dict:
+        return
+    valid = sorted(registry.module_dict)
+    close = difflib.get_close_matches(name, valid, n=3)
+    hint = f' Did you mean {", ".join(close)}?' if close else ''
+    raise KeyError(f'unknown {what or registry.name} {name!r}.{hint} '
+                   f'Valid: {", ".join(valid)}')
+
+
+def build(registry, cfg, **kwargs):
+    """``registry.build`` with an early, readable error for an unknown ``type``."""
+    cfg = dict(cfg)
+    check_name(registry, cfg.get('type'))
+    return registry.build(cfg, default_args=kwargs or None)
