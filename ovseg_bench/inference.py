@@ -1,0 +1,69 @@
+"""Whole-image and sliding-window dense inference, shared by every method.
+
+A method only maps a batch of normalised images to B,K,h,w logits at any resolution
+(``dense_fn``). Here every window of every image in the batch is cut out at once, padded to a
+multiple of the patch size, run through ``dense_fn`` in chunks of ``window_batch`` windows,
+upsampled back and averaged where windows overlap: no Python loop per window.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def window_starts(size, crop, stride):
+    """Start offsets covering ``0..size`` with windows of ``crop`` every ``stride``; the last
+    window is aligned to the end (as mmseg's slide inference does)."""
+    if size <= crop:
+        return [0]
+    n = (size - crop + stride - 1) // stride + 1
+    return [min(i * stride, size - crop) for i in range(n)]
+
+
+def pad_to_multiple(x, multiple):
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+
+
+def run_windows(dense_fn, windows, multiple, window_batch):
+    """Logits for N,3,h,w windows at the windows' own resolution."""
+    h, w = windows.shape[-2:]
+    padded = pad_to_multiple(windows, multiple)
+    outs = []
+    for chunk in padded.split(window_batch):
+        logits = dense_fn(chunk).float()
+        logits = F.interpolate(logits, size=padded.shape[-2:], mode='bilinear',
+                               align_corners=False)
+        outs.append(logits[..., :h, :w])
+    return torch.cat(outs)
+
+
+def whole_inference(dense_fn, images, multiple=1, window_batch=64):
+    return run_windows(dense_fn, images, multiple, window_batch)
+
+
+def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64):
+    """B,K,H,W logits from overlapping ``crop`` windows taken every ``stride`` pixels."""
+    b, _, h, w = images.shape
+    ch, cw = (crop, crop) if isinstance(crop, int) else crop
+    sh, sw = (stride, stride) if isinstance(stride, int) else stride
+    ch, cw = min(ch, h), min(cw, w)
+    boxes = [(y, x) for y in window_starts(h, ch, sh) for x in window_starts(w, cw, sw)]
+    # B*n windows, image-major, all cut in one gather.
+    windows = torch.stack([images[:, :, y:y + ch, x:x + cw] for y, x in boxes], 1)
+    logits = run_windows(dense_fn, windows.flatten(0, 1), multiple, window_batch)
+    logits = logits.view(b, len(boxes), *logits.shape[1:])
+    out = logits.new_zeros(b, logits.shape[2], h, w)
+    count = logits.new_zeros(1, 1, h, w)
+    for i, (y, x) in enumerate(boxes):
+        out[:, :, y:y + ch, x:x + cw] += logits[:, i]
+        count[:, :, y:y + ch, x:x + cw] += 1
+    return out / count
+
+
+def dense_inference(dense_fn, images, mode='slide', crop=224, stride=112, multiple=1,
+                    window_batch=64):
+    if mode == 'whole':
+        return whole_inference(dense_fn, images, multiple, window_batch)
+    if mode == 'slide':
+        return slide_inference(dense_fn, images, crop, stride, multiple, window_batch)
+    raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")

@@ -1,0 +1,122 @@
+"""The text side of the protocol: prompt templates, vocabularies and cached class embeddings.
+
+A vocabulary file (``ovseg_bench/vocabularies/<name>.txt`` or any path) has one line per class
+in dataset order: comma-separated names, the first canonical, the rest synonyms. An empty line
+gives that class no text (a background class decided by the probability threshold alone).
+Each name's embedding is the normalised mean over the templates of the normalised prompt
+embeddings; synonyms are merged by max over their logits (:func:`merge_synonyms`).
+"""
+import hashlib
+import logging
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+VOCAB_DIR = Path(__file__).parent / 'vocabularies'
+DEFAULT_CACHE = Path.home() / '.cache' / 'ovseg_bench' / 'text'
+
+# The 80 prompt templates used for ImageNet zero-shot classification by CLIP.
+IMAGENET80 = [
+    'a bad photo of a {}.', 'a photo of many {}.', 'a sculpture of a {}.',
+    'a photo of the hard to see {}.', 'a low resolution photo of the {}.', 'a rendering of a {}.',
+    'graffiti of a {}.', 'a bad photo of the {}.', 'a cropped photo of the {}.',
+    'a tattoo of a {}.', 'the embroidered {}.', 'a photo of a hard to see {}.',
+    'a bright photo of a {}.', 'a photo of a clean {}.', 'a photo of a dirty {}.',
+    'a dark photo of the {}.', 'a drawing of a {}.', 'a photo of my {}.', 'the plastic {}.',
+    'a photo of the cool {}.', 'a close-up photo of a {}.', 'a black and white photo of the {}.',
+    'a painting of the {}.', 'a painting of a {}.', 'a pixelated photo of the {}.',
+    'a sculpture of the {}.', 'a bright photo of the {}.', 'a cropped photo of a {}.',
+    'a plastic {}.', 'a photo of the dirty {}.', 'a jpeg corrupted photo of a {}.',
+    'a blurry photo of the {}.', 'a photo of the {}.', 'a good photo of the {}.',
+    'a rendering of the {}.', 'a {} in a video game.', 'a photo of one {}.', 'a doodle of a {}.',
+    'a close-up photo of the {}.', 'a photo of a {}.', 'the origami {}.',
+    'the {} in a video game.', 'a sketch of a {}.', 'a doodle of the {}.', 'a origami {}.',
+    'a low resolution photo of a {}.', 'the toy {}.', 'a rendition of the {}.',
+    'a photo of the clean {}.', 'a photo of a large {}.', 'a rendition of a {}.',
+    'a photo of a nice {}.', 'a photo of a weird {}.', 'a blurry photo of a {}.',
+    'a cartoon {}.', 'art of a {}.', 'a sketch of the {}.', 'a embroidered {}.',
+    'a pixelated photo of a {}.', 'itap of the {}.', 'a jpeg corrupted photo of the {}.',
+    'a good photo of a {}.', 'a plushie {}.', 'a photo of the nice {}.', 'a photo of the small {}.',
+    'a photo of the weird {}.', 'the cartoon {}.', 'art of the {}.', 'a drawing of the {}.',
+    'a photo of the large {}.', 'a black and white photo of a {}.', 'the plushie {}.',
+    'a dark photo of a {}.', 'itap of a {}.', 'graffiti of the {}.', 'a toy {}.',
+    'itap of my {}.', 'a photo of a cool {}.', 'a photo of a small {}.', 'a tattoo of the {}.',
+]
+TEMPLATES = {'imagenet80': IMAGENET80, 'single': ['a photo of a {}.']}
+
+
+def templates(name):
+    """The prompt templates called ``name`` (``imagenet80`` or ``single``)."""
+    if name not in TEMPLATES:
+        raise KeyError(f'unknown templates {name!r}; valid: {", ".join(TEMPLATES)}')
+    return TEMPLATES[name]
+
+
+def vocabulary_names():
+    return sorted(p.stem for p in VOCAB_DIR.glob('*.txt'))
+
+
+def load_vocabulary(name):
+    """List of synonym lists, one per class, from a vocabulary name or a ``.txt`` path."""
+    path = Path(name)
+    if path.suffix != '.txt':
+        path = VOCAB_DIR / f'{name}.txt'
+    if not path.is_file():
+        raise FileNotFoundError(f'vocabulary {name!r} not found at {path}; '
+                                f'valid names: {", ".join(vocabulary_names())}')
+    lines = path.read_text().splitlines()
+    return [[n.strip() for n in line.split(',') if n.strip()] for line in lines]
+
+
+_MEMORY = {}
+
+
+@torch.no_grad()
+def class_embeddings(head, vocabulary, template_names='imagenet80', cache_dir=DEFAULT_CACHE,
+                     batch_size=256):
+    """Embeddings of every (class, synonym) name, computed once per weights/vocabulary/templates.
+
+    Returns ``(embeds N,D L2-normalised, owner N long)``: ``owner[i]`` is the class of row i.
+    Cached in memory and, when ``cache_dir`` is set, on disk keyed by the head's text
+    fingerprint, so datasets and runs sharing a vocabulary share the work.
+    """
+    tmpl = templates(template_names) if isinstance(template_names, str) else list(template_names)
+    names = [(c, n) for c, syns in enumerate(vocabulary) for n in syns]
+    key = hashlib.sha1(repr((head.text_fingerprint(), names, tmpl)).encode()).hexdigest()[:16]
+    if key in _MEMORY:
+        return _MEMORY[key]
+    path = Path(cache_dir) / f'{key}.pt' if cache_dir else None
+    if path is not None and path.is_file():
+        out = torch.load(path)
+    else:
+        prompts = [t.format(n) for _, n in names for t in tmpl]
+        device = next(head.parameters()).device
+        chunks = []
+        for i in range(0, len(prompts), batch_size):
+            tokens = head.backbone.tokenize(prompts[i:i + batch_size]).to(device)
+            chunks.append(F.normalize(head.encode_text(tokens).float(), dim=-1))
+        per_prompt = torch.cat(chunks).view(len(names), len(tmpl), -1)
+        embeds = F.normalize(per_prompt.mean(1), dim=-1).cpu()
+        out = (embeds, torch.tensor([c for c, _ in names], dtype=torch.long))
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix('.tmp')
+            torch.save(out, tmp)
+            tmp.replace(path)
+            logging.getLogger(__name__).info('cached %d class embeddings at %s', len(names), path)
+    _MEMORY[key] = out
+    return out
+
+
+def merge_synonyms(logits, owner, num_classes, fill=-1e4):
+    """B,N,... logits over names -> B,K,... over classes, max over each class's synonyms.
+
+    A class with no names gets ``fill`` (it can only be chosen by the background policy).
+    """
+    shape = logits.shape
+    flat = logits.reshape(shape[0], shape[1], -1)
+    out = flat.new_full((shape[0], num_classes, flat.shape[-1]), fill)
+    index = owner.to(logits.device).view(1, -1, 1).expand_as(flat)
+    out = out.scatter_reduce(1, index, flat, reduce='amax', include_self=True)
+    return out.view(shape[0], num_classes, *shape[2:])
