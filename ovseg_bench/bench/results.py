@@ -1,0 +1,79 @@
+"""The results schema: one CSV row per evaluated cell, per-class IoU in a long CSV beside it.
+
+Rows are appended atomically (the whole file is rewritten to a temporary file and renamed), so
+a kill at any moment leaves a valid CSV holding every finished row.
+"""
+import csv
+import datetime
+import hashlib
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+KEY_FIELDS = ['method', 'backbone', 'pretrained', 'train_data', 'dataset', 'setting', 'seed']
+METRIC_FIELDS = ['mIoU', 'mAcc', 'aAcc', 'mIoU_seen', 'mIoU_unseen', 'hIoU']
+PROTOCOL_FIELDS = ['protocol', 'short_side', 'mode', 'crop', 'stride', 'templates',
+                   'logit_scale', 'bg_threshold', 'postprocess']
+COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
+               'images_per_s', 'peak_mem_mb', 'device']
+PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']
+FIELDS = KEY_FIELDS + METRIC_FIELDS + PROTOCOL_FIELDS + COST_FIELDS + PROVENANCE_FIELDS
+PER_CLASS_FIELDS = KEY_FIELDS + ['class_index', 'class_name', 'split', 'IoU', 'Acc',
+                                 'gt_pixels', 'pred_pixels']
+
+
+def read_rows(path):
+    path = Path(path)
+    if not path.is_file():
+        return []
+    with open(path, newline='') as f:
+        return list(csv.DictReader(f))
+
+
+def _write_atomic(path, fields, rows):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    with os.fdopen(fd, 'w', newline='') as f:
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def row_key(row):
+    return tuple(str(row.get(k, '')) for k in KEY_FIELDS)
+
+
+def append_rows(path, new_rows, fields=FIELDS):
+    """Add rows, replacing any earlier row with the same key fields; atomic."""
+    keys = {row_key(r) for r in new_rows}
+    rows = [r for r in read_rows(path) if row_key(r) not in keys] + list(new_rows)
+    _write_atomic(path, fields, rows)
+
+
+def fmt(value):
+    return f'{value:.2f}' if isinstance(value, float) else value
+
+
+def git_commit():
+    try:
+        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=10)
+        return out.stdout.strip() or 'unknown'
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+
+
+def config_hash(cfg_dict):
+    text = json.dumps(cfg_dict, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def now():
+    return datetime.datetime.now().isoformat(timespec='seconds')
+

@@ -1,0 +1,42 @@
+"""Named dataset configs: ``configs/_base_/datasets/<name>.py`` (see docs/datasets.md)."""
+import difflib
+from pathlib import Path
+
+from mmengine.config import Config
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
+DATASET_DIR = CONFIG_ROOT / '_base_' / 'datasets'
+
+
+def dataset_names():
+    return sorted(p.stem for p in DATASET_DIR.glob('*.py'))
+
+
+def load_dataset_cfg(name, root=None):
+    """The ``dataset`` dict of a named dataset config, with ``root`` overridden if given."""
+    path = DATASET_DIR / f'{name}.py'
+    if not path.is_file():
+        valid = dataset_names()
+        close = difflib.get_close_matches(name, valid, n=3)
+        hint = f' Did you mean {", ".join(close)}?' if close else ''
+        raise KeyError(f'unknown dataset {name!r}.{hint} Valid: {", ".join(valid)}')
+    ds = Config.fromfile(str(path)).dataset.to_dict()
+    if root is not None:
+        ds['root'] = str(root)
+    return ds
+
+
+def split_cfg(ds, split='eval', pipeline=()):
+    """The mmseg dataset config of one split, with ``data_root`` and ``pipeline`` filled in."""
+    cfg = dict(ds[split])
+    cfg['data_root'] = str(Path(ds['root']) / ds['subdir'])
+    cfg['pipeline'] = list(pipeline)
+    return cfg
+
+
+def describe_datasets():
+    out = {}
+    for name in dataset_names():
+        out[name] = Config.fromfile(str(DATASET_DIR / f'{name}.py')).dataset.get(
+            'description', '')
+    return out

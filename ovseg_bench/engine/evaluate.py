@@ -1,0 +1,117 @@
+"""The common evaluator: any method config x any named dataset -> one result row.
+
+Runs mmengine's test loop over an mmseg dataset with the protocol's pipeline, scores with
+:class:`OVIoUMetric` and writes the summary row and the per-class rows (schema in
+``ovseg_bench.bench.results``).
+"""
+import logging
+import resource
+import time
+from pathlib import Path
+
+import torch
+from mmengine.config import Config
+from mmengine.runner import Runner
+
+from ..bench import results
+from ..data.catalog import load_dataset_cfg, split_cfg
+from ..registry import BACKBONES, METHODS, build, load_plugins
+from ..segmentor import PROTOCOL_DEFAULTS, OVSegmentor
+from ..text import load_vocabulary
+from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
+
+
+def test_pipeline(protocol):
+    short = protocol['short_side']
+    return [
+        dict(type='LoadImageFromFile'),
+        # Short side to ``short``; the long side is left free (its bound never binds).
+        dict(type='Resize', scale=(short * 16, short), keep_ratio=True),
+        dict(type='LoadAnnotations'),  # after Resize: the ground truth keeps its size
+        dict(type='PackSegInputs'),
+    ]
+
+
+def load_head(cfg, checkpoint=None):
+    """The method head of ``cfg`` on its backbone, with trained weights if given."""
+    load_plugins()
+    backbone = build(BACKBONES, cfg['backbone'])
+    head = build(METHODS, cfg['method'], backbone=backbone)
+    if checkpoint:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f'head checkpoint not found: {path}')
+        state = torch.load(path, map_location='cpu', weights_only=False)
+        head.load_state_dict(state.get('state_dict', state))
+    return head
+
+
+def count_params(module):
+    total = sum(p.numel() for p in module.parameters())
+    trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+    return trainable, total
+
+
+def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
+             results_csv=None, extra=None):
+    """Evaluate ``cfg``'s method on the named ``dataset``; returns the result row (a dict).
+
+    ``head`` may be passed to reuse an already built (e.g. just trained) head. With
+    ``results_csv`` the row is appended there and the per-class rows beside it
+    (``per_class.csv``).
+    """
+    cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
+    protocol = {**PROTOCOL_DEFAULTS, **cfg.get('protocol', {})}
+    ds = load_dataset_cfg(dataset, data_root)
+    vocabulary = load_vocabulary(ds['vocabulary'])
+    head = head if head is not None else load_head(cfg, checkpoint)
+    model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
+    loader = dict(
+        batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
+        persistent_workers=False, sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
+    unseen = cfg.get('unseen_classes', {}).get(dataset, ()) if cfg.get('unseen_classes') else ()
+    runner = Runner(
+        model=model, work_dir=str(work_dir), test_dataloader=loader,
+        test_evaluator=dict(type='OVIoUMetric', unseen_classes=unseen),
+        test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
+        default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
+    n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
+    if n_classes != len(vocabulary):
+        raise ValueError(f'vocabulary {ds["vocabulary"]!r} has {len(vocabulary)} classes but '
+                         f'dataset {dataset!r} has {n_classes}')
+    if torch.cuda.is_available():
+        model.cuda()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    metrics = runner.test()
+    seconds = time.perf_counter() - start
+    metric = runner.test_evaluator.metrics[0]
+    n_images = len(runner.test_dataloader.dataset)
+    trainable, total = count_params(head)
+    peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    row = dict(
+        method=cfg['method']['type'], backbone=cfg['backbone'].get('model', ''),
+        pretrained=cfg['backbone'].get('pretrained') or 'none',
+        train_data=cfg.get('train_data', {}).get('type', 'none') if head.trainable else 'none',
+        dataset=dataset, setting=head.setting, seed=cfg.get('seed', 0),
+        **{k: round(v, 2) for k, v in metrics.items()},
+        protocol=protocol['name'], **{k: protocol[k] for k in results.PROTOCOL_FIELDS[1:]},
+        params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),
+        images_per_s=round(n_images / seconds, 2), peak_mem_mb=round(peak, 1),
+        device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
+        git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
+        timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
+    if results_csv:
+        results.append_rows(results_csv, [row])
+        keys = {k: row[k] for k in results.KEY_FIELDS}
+        per_class = [dict(keys, class_index=c['index'], class_name=c['name'], split=c['split'],
+                          IoU=round(c['IoU'], 2), Acc=round(c['Acc'], 2),
+                          gt_pixels=c['gt_pixels'], pred_pixels=c['pred_pixels'])
+                     for c in metric.per_class]
+        results.append_rows(Path(results_csv).with_name('per_class.csv'), per_class,
+                            results.PER_CLASS_FIELDS)
+        logging.getLogger(__name__).info('wrote %s', results_csv)
+    return row

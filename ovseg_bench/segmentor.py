@@ -1,0 +1,109 @@
+"""One evaluation model around any method head: the protocol lives here, not in methods.
+
+``OVSegmentor`` owns the text side (templates, vocabulary, synonyms merged by max), dense
+inference (whole or slide), resizing to the original image, the background policy and the
+final argmax. The head only turns images into B,K,h,w logits.
+"""
+import os
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseDataPreprocessor, BaseModel
+from mmengine.structures import PixelData
+
+from .inference import dense_inference
+from .text import class_embeddings, merge_synonyms
+
+PROTOCOL_DEFAULTS = dict(
+    name='custom',        # a label recorded with every result
+    short_side=224,       # test images are resized so that their short side is this
+    mode='slide',         # 'whole' or 'slide'
+    crop=224,             # slide window size
+    stride=112,           # slide window stride
+    templates='imagenet80',
+    logit_scale=100.0,    # temperature of the softmax that the background threshold reads
+    bg_threshold=0.0,     # background where the max class probability is below this
+    postprocess='none',
+    window_batch=64,      # windows per forward pass
+    batch_size=1,
+    num_workers=2,
+    text_cache='~/.cache/ovseg_bench/text',
+)
+
+
+class OVSegDataPreprocessor(BaseDataPreprocessor):
+    """uint8 BGR CHW images (mmcv's loading) -> normalised RGB float, stacked when same-sized."""
+
+    def __init__(self, mean, std):
+        super().__init__()
+        self.register_buffer('mean', torch.tensor(mean).view(3, 1, 1), False)
+        self.register_buffer('std', torch.tensor(std).view(3, 1, 1), False)
+
+    def forward(self, data, training=False):
+        data = self.cast_data(data)
+        images = [(img[[2, 1, 0]].float() - self.mean) / self.std for img in data['inputs']]
+        if len({tuple(i.shape) for i in images}) == 1:
+            images = torch.stack(images)
+        return dict(inputs=images, data_samples=data.get('data_samples'))
+
+
+class OVSegmentor(BaseModel):
+    """Evaluates any registered method head under the configured protocol."""
+
+    def __init__(self, head, vocabulary, has_background, protocol=None):
+        backbone = head.backbone
+        super().__init__(data_preprocessor=OVSegDataPreprocessor(backbone.mean, backbone.std))
+        self.head = head
+        self.vocabulary = vocabulary
+        self.has_background = has_background
+        self.protocol = {**PROTOCOL_DEFAULTS, **(protocol or {})}
+        self._embeds = None
+
+    @property
+    def num_classes(self):
+        return len(self.vocabulary)
+
+    def class_embeds(self):
+        if self._embeds is None:
+            cache = self.protocol['text_cache']
+            embeds, owner = class_embeddings(
+                self.head, self.vocabulary, self.protocol['templates'],
+                cache_dir=cache and os.path.expanduser(cache))
+            device = next(self.head.parameters()).device
+            self._embeds = embeds.to(device), owner.to(device)
+        return self._embeds
+
+    def dense_logits(self, images):
+        """B,K,H,W class logits at the input resolution (synonyms merged)."""
+        embeds, owner = self.class_embeds()
+        p = self.protocol
+
+        def dense_fn(x):
+            return merge_synonyms(self.head.predict_dense(x, embeds), owner, self.num_classes)
+
+        return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
+                               multiple=self.head.backbone.patch_size,
+                               window_batch=p['window_batch'])
+
+    def to_prediction(self, logits, ori_shape):
+        """K,H,W logits -> H0,W0 labels: resize to the original image, background policy."""
+        logits = F.interpolate(logits[None], size=ori_shape, mode='bilinear',
+                               align_corners=False)[0]
+        probs = (logits * self.protocol['logit_scale']).softmax(0)
+        conf, pred = probs.max(0)
+        if self.has_background and self.protocol['bg_threshold'] > 0:
+            pred[conf < self.protocol['bg_threshold']] = 0
+        return pred
+
+    @torch.no_grad()
+    def predict(self, inputs, data_samples):
+        batches = [inputs] if torch.is_tensor(inputs) else [i[None] for i in inputs]
+        logits = torch.cat([self.dense_logits(b) for b in batches])
+        for sample, lg in zip(data_samples, logits):
+            sample.pred_sem_seg = PixelData(data=self.to_prediction(lg, sample.ori_shape)[None])
+        return data_samples
+
+    def forward(self, inputs, data_samples=None, mode='predict'):
+        if mode != 'predict':
+            raise ValueError(f'OVSegmentor only predicts (mode={mode!r}); train with the trainer')
+        return self.predict(inputs, data_samples)
