@@ -10,13 +10,12 @@ import importlib
 import importlib.metadata
 import pkgutil
 
-from mmengine.registry import MODELS as MMENGINE_MODELS
 from mmengine.registry import Registry
 
-METHODS = Registry('method', parent=MMENGINE_MODELS, scope='ovseg_bench',
-                   locations=['methods'])
-BACKBONES = Registry('backbone', parent=MMENGINE_MODELS, scope='ovseg_bench',
-                     locations=['ovseg_bench.backbones'])
+# Own registries (not children of mmengine's MODELS): methods and backbones are built by this
+# project's code, never looked up by mmengine's runner.
+METHODS = Registry('method', scope='ovseg_bench', locations=['methods'])
+BACKBONES = Registry('backbone', scope='ovseg_bench', locations=['ovseg_bench.backbones'])
 
 _PLUGINS_LOADED = False
 

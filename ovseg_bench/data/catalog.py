@@ -27,10 +27,19 @@ def load_dataset_cfg(name, root=None):
 
 
 def split_cfg(ds, split='eval', pipeline=()):
-    """The mmseg dataset config of one split, with ``data_root`` and ``pipeline`` filled in."""
+    """The mmseg dataset config of one split, with ``data_root`` and ``pipeline`` filled in.
+
+    Its files are checked first: a missing folder or split file fails with the expected
+    layout and the command that prepares it.
+    """
+    from .datasets import check_dataset_cfg
+    if split not in ds:
+        raise KeyError(f'dataset {ds["name"]!r} has no {split!r} split; it has: '
+                       f'{", ".join(k for k in ("eval", "train") if k in ds)}')
     cfg = dict(ds[split])
     cfg['data_root'] = str(Path(ds['root']) / ds['subdir'])
     cfg['pipeline'] = list(pipeline)
+    check_dataset_cfg(cfg)
     return cfg
 
 

@@ -1,0 +1,199 @@
+"""Dataset classes registered into mmseg's ``DATASETS`` registry.
+
+Synthetic views (written by ``ovseg-bench make-synthetic``) subclass mmseg's own classes and
+override only ``METAINFO``, so they are read by exactly the code that reads the real data.
+``PascalVOC20Dataset`` and ``COCOObjectDataset`` add the real views mmseg lacks. Every class
+here checks its files before loading (:func:`check_layout`) and fails with a
+``FileNotFoundError`` naming the expected layout and the command that prepares it.
+"""
+import os.path as osp
+from pathlib import Path
+
+from mmseg.datasets import (ADE20KDataset, BaseSegDataset, COCOStuffDataset,
+                            PascalContextDataset, PascalContextDataset59, PascalVOCDataset)
+from mmseg.registry import DATASETS
+
+from .synthetic import view_classes, voc_colormap
+
+SYNTH_ROOT = 'data/synth'
+REAL_ROOT = 'data'
+
+VOC_LAYOUT = """VOCdevkit/VOC2012/
+  JPEGImages/<name>.jpg
+  SegmentationClass/<name>.png          palette PNG: 0 background, 1..{n} classes, 255 void
+  ImageSets/Segmentation/{{train,val}}.txt  one <name> per line"""
+CONTEXT_LAYOUT = """VOCdevkit/VOC2010/
+  JPEGImages/<name>.jpg
+  SegmentationClassContext/<name>.png         uint8: 0 background, 1..{n} classes
+  ImageSets/SegmentationContext/{{train,val}}.txt  one <name> per line"""
+COCO_STUFF_LAYOUT = """coco_stuff164k/
+  images/{{train2017,val2017}}/<id>.jpg
+  annotations/{{train2017,val2017}}/<id>_labelTrainIds.png
+      uint8: 0..{n} train ids, 255 unlabelled"""
+COCO_OBJECT_LAYOUT = """coco_stuff164k/
+  images/{{train2017,val2017}}/<id>.jpg
+  annotations/{{train2017,val2017}}/<id>_instanceTrainIds.png
+      uint8: 0 background, 1..80 things, 255 ignore"""
+ADE_LAYOUT = """ADEChallengeData2016/
+  images/{{training,validation}}/ADE_{{train,val}}_<8 digits>.jpg
+  annotations/{{training,validation}}/ADE_{{train,val}}_<8 digits>.png
+      uint8: 0 other, 1..{n} classes"""
+
+# Layouts and prepare commands of mmseg's own classes, for :func:`check_dataset_cfg`.
+NATIVE = {
+    'PascalVOCDataset': ('VOCdevkit/VOC2012', VOC_LAYOUT.format(n=20), 'voc21'),
+    'PascalContextDataset': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context60'),
+    'PascalContextDataset59': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context59'),
+    'COCOStuffDataset': ('coco_stuff164k', COCO_STUFF_LAYOUT.format(n=170), 'coco_stuff171'),
+    'ADE20KDataset': ('ADEChallengeData2016', ADE_LAYOUT.format(n=150), 'ade150'),
+}
+
+
+def _root_of(data_root, subdir, default):
+    """The ``--out`` folder that holds ``subdir``, read back from a ``data_root``."""
+    parts, sub = Path(str(data_root or '')).parts, Path(subdir).parts
+    if sub and len(parts) >= len(sub) and parts[len(parts) - len(sub):] == sub:
+        return str(Path(*parts[:len(parts) - len(sub)])) if len(parts) > len(sub) else '.'
+    return default
+
+
+def check_layout(data_root, data_prefix, ann_file='', layout='', prepare='', name='dataset'):
+    """Raise ``FileNotFoundError`` (naming ``layout`` and ``prepare``) if the data root, the
+    image or mask folder, or the split file is missing. Paths as mmseg holds them after
+    joining ``data_root``."""
+    missing = []
+    if data_root and not osp.isdir(data_root):
+        missing.append(f'data root {data_root}')
+    else:
+        for key, what in (('img_path', 'image folder'), ('seg_map_path', 'mask folder')):
+            path = (data_prefix or {}).get(key)
+            if path and not osp.isdir(path):
+                missing.append(f'{what} {path}')
+        if ann_file and not osp.isfile(ann_file):
+            missing.append(f'split file {ann_file}')
+    if missing:
+        raise FileNotFoundError(
+            f'{name}: missing {"; ".join(missing)}.\n'
+            f'Expected layout:\n{layout}\n'
+            f'Prepare it with: {prepare}')
+
+
+class LayoutCheck:
+    """Mixin: check the files (:func:`check_layout`) before mmseg loads the data list."""
+    SUBDIR = ''      # the layout's top folder under the ``--out`` root
+    LAYOUT = ''      # the expected files, relative to that root
+    SYNTHETIC = False
+    PREPARE_NAME = ''  # real datasets: the name given to ``ovseg-bench prepare``
+
+    @classmethod
+    def prepare_command(cls, data_root=None):
+        """The command that writes this layout, with ``--out`` read back from ``data_root``."""
+        if cls.SYNTHETIC:
+            return f'ovseg-bench make-synthetic --out {_root_of(data_root, cls.SUBDIR, SYNTH_ROOT)}'
+        return (f'ovseg-bench prepare {cls.PREPARE_NAME} --src RAW --out '
+                f'{_root_of(data_root, cls.SUBDIR, REAL_ROOT)}')
+
+    def load_data_list(self):
+        check_layout(self.data_root, self.data_prefix, self.ann_file, self.LAYOUT,
+                     self.prepare_command(self.data_root), type(self).__name__)
+        return super().load_data_list()
+
+
+def check_dataset_cfg(cfg, prepare=None):
+    """Check the files of an mmseg dataset config (``type``, ``data_root``, ``data_prefix``,
+    ``ann_file``) before building it: the classes here check themselves, mmseg's own do not."""
+    cls = DATASETS.get(cfg['type'])
+    root = cfg.get('data_root') or ''
+    prefix = {k: osp.join(root, v) for k, v in (cfg.get('data_prefix') or {}).items() if v}
+    ann = osp.join(root, cfg['ann_file']) if cfg.get('ann_file') else ''
+    if cls is not None and issubclass(cls, LayoutCheck):
+        layout, default = cls.LAYOUT, cls.prepare_command(root)
+    else:
+        sub, layout, name = NATIVE.get(cfg['type'], ('', '', '<name>'))
+        default = f'ovseg-bench prepare {name} --src RAW --out {_root_of(root, sub, REAL_ROOT)}'
+    check_layout(root or None, prefix, ann, layout, prepare or default, cfg['type'])
+
+
+def _meta(view):
+    classes = view_classes(view)
+    return dict(classes=classes, palette=voc_colormap(len(classes)).tolist())
+
+
+# ---------------------------------------------------------------- synthetic views
+@DATASETS.register_module()
+class SynthVOCDataset(LayoutCheck, PascalVOCDataset):
+    """Synthetic world in the PASCAL VOC 2012 layout: background + 8 things, 255 void borders."""
+    METAINFO = _meta('voc')
+    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2012', True
+    LAYOUT = VOC_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+
+
+@DATASETS.register_module()
+class SynthContextDataset(LayoutCheck, PascalContextDataset):
+    """Synthetic world in the Pascal Context layout, 60-style: background + things + stuff."""
+    METAINFO = _meta('context')
+    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2010', True
+    LAYOUT = CONTEXT_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+
+
+@DATASETS.register_module()
+class SynthContext59Dataset(LayoutCheck, PascalContextDataset59):
+    """Synthetic world in the Pascal Context layout, 59-style: background ignored."""
+    METAINFO = _meta('context59')
+    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2010', True
+    LAYOUT = CONTEXT_LAYOUT.format(n=len(METAINFO['classes']))
+
+
+@DATASETS.register_module()
+class SynthCOCOStuffDataset(LayoutCheck, COCOStuffDataset):
+    """Synthetic world in the COCO-Stuff 164k layout: things + stuff train ids, 255 unlabelled."""
+    METAINFO = _meta('coco_stuff')
+    SUBDIR, SYNTHETIC = 'coco_stuff164k', True
+    LAYOUT = COCO_STUFF_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+
+
+@DATASETS.register_module()
+class SynthADEDataset(LayoutCheck, ADE20KDataset):
+    """Synthetic world in the ADE20K layout: 8 things + 5 stuff; 0 ("other") is ignored."""
+    METAINFO = _meta('ade')
+    SUBDIR, SYNTHETIC = 'ADEChallengeData2016', True
+    LAYOUT = ADE_LAYOUT.format(n=len(METAINFO['classes']))
+
+
+# ---------------------------------------------------------------- real views mmseg lacks
+@DATASETS.register_module()
+class PascalVOC20Dataset(LayoutCheck, PascalVOCDataset):
+    """PASCAL VOC 2012 without background: 20 classes, background (0) becomes ignore (255).
+
+    Same files as ``PascalVOCDataset`` (``VOCdevkit/VOC2012``); ``reduce_zero_label=True``
+    maps 0 to 255 and shifts 1..20 to 0..19 (255 void stays 255).
+    """
+    METAINFO = dict(classes=PascalVOCDataset.METAINFO['classes'][1:],
+                    palette=PascalVOCDataset.METAINFO['palette'][1:])
+    SUBDIR, PREPARE_NAME = 'VOCdevkit/VOC2012', 'voc20'
+    LAYOUT = VOC_LAYOUT.format(n=20)
+
+    def __init__(self, ann_file, reduce_zero_label=True, **kwargs):
+        super().__init__(ann_file=ann_file, reduce_zero_label=reduce_zero_label, **kwargs)
+
+
+@DATASETS.register_module()
+class COCOObjectDataset(LayoutCheck, BaseSegDataset):
+    """COCO-Object: background + the 80 COCO thing classes (81), from the instance masks.
+
+    Layout (under ``data/coco_stuff164k``, beside COCO-Stuff's files)::
+
+        images/{train2017,val2017}/<12-digit id>.jpg
+        annotations/{train2017,val2017}/<12-digit id>_instanceTrainIds.png
+
+    Masks are uint8: 0 background, 1..80 the things in COCO-Stuff's order, 255 ignore.
+    """
+    METAINFO = dict(classes=('background',) + COCOStuffDataset.METAINFO['classes'][:80],
+                    palette=[[0, 0, 0]] + COCOStuffDataset.METAINFO['palette'][:80])
+    SUBDIR, PREPARE_NAME = 'coco_stuff164k', 'coco_object'
+    LAYOUT = COCO_OBJECT_LAYOUT
+
+    def __init__(self, img_suffix='.jpg', seg_map_suffix='_instanceTrainIds.png',
+                 reduce_zero_label=False, **kwargs):
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         reduce_zero_label=reduce_zero_label, **kwargs)
