@@ -1,0 +1,293 @@
+"""open_clip adapter: any open_clip ViT, weights from a local file only."""
+import contextlib
+import difflib
+import logging
+import zipfile
+from pathlib import Path
+
+import open_clip
+import torch
+import torch.nn.functional as F
+import torch.utils.checkpoint
+from open_clip.model import convert_to_custom_text_state_dict, get_model_preprocess_cfg
+from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
+
+from ..registry import BACKBONES
+from ._vit import ViTDenseMixin
+from .base import Backbone
+
+logger = logging.getLogger(__name__)
+
+# Keys that OpenAI's TorchScript checkpoints carry besides the weights.
+_OPENAI_EXTRA_KEYS = ('input_resolution', 'context_length', 'vocab_size')
+
+
+def _is_torchscript(path):
+    """True for a TorchScript archive (OpenAI's released ``.pt`` files are these)."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith('/constants.pkl') or '/code/' in n for n in zf.namelist())
+
+
+def read_state_dict(path):
+    """The raw state dict in a checkpoint file: TorchScript, safetensors, a plain state dict,
+    or a dict wrapping one under ``state_dict``/``model``/``module`` (mmengine, trainers)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'CLIP checkpoint not found: {path} (weights are never '
+                                f'downloaded: give the path of a local checkpoint file)')
+    if _is_torchscript(path):
+        return dict(torch.jit.load(str(path), map_location='cpu').state_dict())
+    if path.suffix == '.safetensors':
+        from safetensors.torch import load_file
+        return load_file(str(path), device='cpu')
+    try:
+        ckpt = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # e.g. mmengine checkpoints whose meta holds arbitrary objects
+        logger.info('%s is not loadable with weights_only=True (%s); loading it as a full '
+                    'pickle', path, type(err).__name__)
+        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+    while isinstance(ckpt, dict):
+        inner = next((ckpt[k] for k in ('state_dict', 'model', 'module')
+                      if isinstance(ckpt.get(k), dict)), None)
+        if inner is None:
+            break
+        ckpt = inner
+    if not isinstance(ckpt, dict):
+        raise ValueError(f'{path} holds a {type(ckpt).__name__}, not a state dict')
+    return dict(ckpt)
+
+
+def strip_prefix(sd, anchor):
+    """Keep the keys under the one prefix that ends in ``anchor`` (e.g. ``module.``,
+    ``backbone.model.``) and strip it; unchanged if no key ends in ``anchor``."""
+    prefixes = {k[:-len(anchor)] for k in sd
+                if k.endswith(anchor) and (k == anchor or k[-len(anchor) - 1] == '.')}
+    if not prefixes or prefixes == {''}:
+        return sd
+    if len(prefixes) > 1:
+        raise ValueError(f'checkpoint holds several CLIP models (prefixes '
+                         f'{sorted(prefixes)}); save the one to load on its own')
+    prefix = prefixes.pop()
+    return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
+
+
+def check_compatible(model_sd, sd, path, n=10):
+    """ValueError naming missing/unexpected keys and shape mismatches (first ``n`` of each)."""
+    missing = [k for k in model_sd if k not in sd]
+    unexpected = [k for k in sd if k not in model_sd]
+    shapes = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
+              for k, v in model_sd.items() if k in sd and tuple(sd[k].shape) != tuple(v.shape)]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for title, items in (('missing keys', missing), ('unexpected keys', unexpected),
+                         ('shape mismatches', shapes)):
+        if items:
+            more = f' ... (+{len(items) - n} more)' if len(items) > n else ''
+            parts.append(f'{len(items)} {title}: {", ".join(items[:n])}{more}')
+    raise ValueError(f'checkpoint {path} does not fit the model: ' + '; '.join(parts))
+
+
+@contextlib.contextmanager
+def _quiet_random_init_warning():
+    """Drop open_clip's 'No pretrained weights loaded ... initialized randomly' (it is logged
+    on the root logger before this adapter loads the checkpoint itself)."""
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return 'No pretrained weights loaded' not in record.getMessage()
+    root, drop = logging.getLogger(), _Drop()
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+
+
+def _resolve_model_name(model):
+    """An open_clip model name, registering a JSON config file first if ``model`` is one."""
+    model = str(model)
+    if model.endswith('.json'):
+        path = Path(model)
+        if not path.is_file():
+            raise FileNotFoundError(f'open_clip model config not found: {path}')
+        open_clip.add_model_config(path)
+        return path.stem
+    model = model.replace('/', '-')   # OpenAI spelling, e.g. ViT-B/16
+    if model not in open_clip.list_models():
+        close = difflib.get_close_matches(model, open_clip.list_models(), n=5)
+        hint = f' Close names: {", ".join(close)}.' if close else ''
+        raise ValueError(f'unknown open_clip model {model!r}.{hint} (or give the path of a '
+                         f'JSON model config)')
+    return model
+
+
+@BACKBONES.register_module()
+class OpenCLIPBackbone(ViTDenseMixin, Backbone):
+    """open_clip ViT CLIP (any open_clip model name or JSON config; local weights only).
+
+    Args:
+        model: an open_clip model name (``ViT-B-16``, ``ovseg-tiny``, ...) or the path of a
+            JSON model config in open_clip's format.
+        pretrained: a local checkpoint: an open_clip state dict, an OpenAI ``.pt`` (TorchScript
+            or state dict), or a dict holding one under ``state_dict`` (mmengine / trainer
+            checkpoints; prefixes such as ``module.`` or ``backbone.model.`` are stripped).
+            ``None`` means random weights, on purpose (a warning says so). An OpenAI checkpoint
+            (recognised by its ``input_resolution``/``context_length``/``vocab_size`` entries)
+            builds the model with QuickGELU, as OpenAI trained it; for OpenAI weights re-saved
+            without those entries, name a ``-quickgelu`` model.
+        frozen: no parameter requires grad and the module stays in eval mode.
+    """
+
+    def __init__(self, model, pretrained=None, frozen=False):
+        super().__init__()
+        name = _resolve_model_name(model)
+        self.model_name = name
+        sd = None
+        kwargs = {}
+        if pretrained is not None:
+            path = Path(pretrained)
+            if not path.is_file():
+                raise FileNotFoundError(f'CLIP checkpoint not found: {path} (weights are '
+                                        f'never downloaded: give a local checkpoint file)')
+            sd = read_state_dict(path)
+            openai = any(k in sd for k in _OPENAI_EXTRA_KEYS)
+            if openai and not open_clip.get_model_config(name).get('quick_gelu'):
+                logger.info('%s is an OpenAI checkpoint: building %s with QuickGELU, as OpenAI '
+                            'trained it', path, name)
+                kwargs['force_quick_gelu'] = True
+        with _quiet_random_init_warning():   # ours below says what really happens
+            self.model = open_clip.create_model(name, pretrained=None, **kwargs)
+        visual = self.model.visual
+        if not isinstance(visual, VisionTransformer):
+            raise ValueError(f'{name}: only ViT image towers are supported (dense patch tokens); '
+                             f'got {type(visual).__name__} (ResNet/timm CLIPs are not)')
+        if visual.attn_pool is not None or visual.pool_type not in ('tok', 'avg'):
+            raise ValueError(f'{name}: attentional / no pooling is not supported')
+        if pretrained is not None:
+            self._load(sd, pretrained)
+        else:
+            logger.warning('OpenCLIPBackbone(%s): pretrained=None, the weights are RANDOM '
+                           '(initialised on purpose, nothing loaded)', name)
+
+        if open_clip.get_model_config(name).get('text_cfg', {}).get('hf_tokenizer_name'):
+            logger.warning('%s uses a Hugging Face tokenizer, which needs its files locally', name)
+        self._tokenizer = open_clip.get_tokenizer(name)
+
+        patch = visual.patch_size
+        if patch[0] != patch[1]:
+            raise ValueError(f'{name}: non-square patches {patch} are not supported')
+        self.patch_size = int(patch[0])
+        size = tuple(int(s) for s in visual.image_size)
+        self.image_size = size[0] if size[0] == size[1] else size
+        self._native_grid = tuple(int(g) for g in visual.grid_size)
+        self.width = int(visual.transformer.width)
+        self.num_layers = len(visual.transformer.resblocks)
+        self.embed_dim = int(visual.proj.shape[1])
+        pp = get_model_preprocess_cfg(self.model)
+        self.mean = tuple(float(m) * 255 for m in pp.get('mean', open_clip.OPENAI_DATASET_MEAN))
+        self.std = tuple(float(s) * 255 for s in pp.get('std', open_clip.OPENAI_DATASET_STD))
+
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def _load(self, sd, path):
+        sd = {k: v for k, v in sd.items() if k not in _OPENAI_EXTRA_KEYS}
+        sd = strip_prefix(sd, 'visual.conv1.weight')
+        model_sd = self.model.state_dict()
+        # non-persistent buffers (e.g. the text causal mask) that scripted models save anyway
+        for k in set(dict(self.model.named_buffers())) - set(model_sd):
+            sd.pop(k, None)
+        if 'logit_scale' in sd and 'logit_scale' in model_sd:
+            sd['logit_scale'] = sd['logit_scale'].reshape(model_sd['logit_scale'].shape)
+        if 'logit_bias' in model_sd and 'logit_bias' not in sd and 'logit_scale' in sd:
+            sd['logit_bias'] = torch.zeros_like(model_sd['logit_bias'])
+        if hasattr(self.model, 'text') and 'text_projection' in sd:
+            sd = convert_to_custom_text_state_dict(sd)
+        check_compatible(model_sd, sd, path)
+        self.model.load_state_dict(sd, strict=True)
+        logger.info('OpenCLIPBackbone(%s): loaded %s', self.model_name, path)
+
+    def train(self, mode=True):
+        return super().train(False if getattr(self, 'frozen', False) else mode)
+
+    def state_dict_for_export(self):
+        """The open_clip model's own state dict (loadable as ``pretrained=``)."""
+        return dict(self.model.state_dict())
+
+    # text side
+    def tokenize(self, texts):
+        if isinstance(texts, str):
+            texts = [texts]
+        return self._tokenizer(list(texts))
+
+    def encode_text(self, tokens):
+        return self.model.encode_text(tokens)
+
+    @property
+    def logit_scale(self):
+        return self.model.logit_scale.exp()
+
+    def _text_named_tensors(self):
+        return [(n, p) for n, p in self.model.named_parameters() if not n.startswith('visual.')]
+
+    # image side
+    def embed(self, images):
+        v = self.model.visual
+        h, w = self._grid(images)
+        x = v.conv1(images.to(v.conv1.weight.dtype))
+        x = x.flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).view(1, 1, -1).expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x], dim=1)
+        x = x + self.interpolate_pos_embed(h, w).to(x.dtype)
+        return v.ln_pre(x), (h, w)
+
+    def run_blocks(self, x, start=0, end=None):
+        tr = self.model.visual.transformer
+        blocks = tr.resblocks[start:end]
+        if not tr.batch_first:
+            x = x.transpose(0, 1)
+        for blk in blocks:
+            if tr.grad_checkpointing and torch.is_grad_enabled():
+                x = torch.utils.checkpoint.checkpoint(blk, x, use_reentrant=False)
+            else:
+                x = blk(x)
+        return x if tr.batch_first else x.transpose(0, 1)
+
+    def project(self, x):
+        v = self.model.visual
+        return v.ln_post(x) @ v.proj
+
+    def _pool_cls(self, x):
+        v = self.model.visual
+        if v.pool_type == 'tok':
+            return None
+        if v.final_ln_after_pool:
+            return v.ln_post(x[:, 1:].mean(1)) @ v.proj
+        return v.ln_post(x[:, 1:]).mean(1) @ v.proj
+
+    # primitives for the last-block variants (ViTDenseMixin)
+    def _pos_table(self):
+        return self.model.visual.positional_embedding
+
+    def _blocks(self):
+        return self.model.visual.transformer.resblocks
+
+    def _check_variant_block(self, blk):
+        if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim:
+            raise NotImplementedError(f'{self.model_name}: last-block variants need a standard '
+                                      f'ResidualAttentionBlock, got {type(blk).__name__}')
+
+    def _qkv(self, blk, x):
+        self._check_variant_block(blk)
+        attn = blk.attn
+        return F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+
+    def _attn_out(self, blk, o):
+        return blk.ls_1(blk.attn.out_proj(o))
+
+    def _num_heads(self, blk):
+        return blk.attn.num_heads
