@@ -25,3 +25,13 @@ def real_samples():
     if not REAL_SAMPLES.is_dir():
         pytest.skip(f'no real samples at {REAL_SAMPLES}')
     return REAL_SAMPLES.resolve()
+
+
+@pytest.fixture(scope='session')
+def tiny_backbone():
+    """The embedded default's tiny open_clip architecture with random weights (on purpose)."""
+    import torch
+
+    from ovseg_bench.backbones import OpenCLIPBackbone
+    torch.manual_seed(0)
+    return OpenCLIPBackbone('ovseg-tiny').eval()

@@ -54,8 +54,9 @@ class Backbone(nn.Module, metaclass=ABCMeta):
 
         ``last_block`` picks the final block's variant for the patch tokens: ``std`` (as
         trained), ``value`` (MaskCLIP: the last block's value projection alone, no residual,
-        no MLP), ``vv`` (value-value self-attention), ``csa`` (query-query + key-key attention, in the
-        reduced form without residual and MLP, as ClearCLIP/NACLIP use it; SCLIP keeps both).
+        no MLP), ``vv`` (value-value self-attention), ``csa`` (query-query + key-key
+        attention, in the reduced form without residual and MLP as ClearCLIP/NACLIP use it;
+        SCLIP keeps both).
         The cls token always comes from the standard block.
         """
 

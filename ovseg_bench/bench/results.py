@@ -45,6 +45,23 @@ def _write_atomic(path, fields, rows):
     os.replace(tmp, path)
 
 
+def cell_key(cfg, dataset):
+    """The key fields of the result row of ``cfg``'s method on ``dataset`` (known before running:
+    the runner skips cells whose key is already in the results)."""
+    from ..registry import METHODS, check_name
+    check_name(METHODS, cfg['method']['type'])
+    head_cls = METHODS.get(cfg['method']['type'])
+    backbone = cfg['backbone']
+    data = cfg.get('train_data') if head_cls.trainable else None
+    return dict(
+        method=cfg['method']['type'],
+        backbone=backbone.get('model') or backbone.get('path', ''),
+        pretrained=backbone.get('pretrained') or 'none',
+        train_data=f"{data['type']}:{data.get('data_root', '')}" if data else 'none',
+        dataset=dataset, setting=head_cls.setting,
+        seed=cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
+
+
 def row_key(row):
     return tuple(str(row.get(k, '')) for k in KEY_FIELDS)
 

@@ -53,12 +53,12 @@ def count_params(module):
 
 
 def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
-             results_csv=None, extra=None):
+             results_csv=None, extra=None, save_first=0):
     """Evaluate ``cfg``'s method on the named ``dataset``; returns the result row (a dict).
 
     ``head`` may be passed to reuse an already built (e.g. just trained) head. With
     ``results_csv`` the row is appended there and the per-class rows beside it
-    (``per_class.csv``).
+    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
     """
     cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
     protocol = {**PROTOCOL_DEFAULTS, **cfg.get('protocol', {})}
@@ -70,11 +70,13 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
         persistent_workers=False, sampler=dict(type='DefaultSampler', shuffle=False),
         dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
-    unseen = cfg.get('unseen_classes', {}).get(dataset, ()) if cfg.get('unseen_classes') else ()
+    unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
     runner = Runner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
-        test_evaluator=dict(type='OVIoUMetric', unseen_classes=unseen),
+        test_evaluator=dict(type='OVIoUMetric', unseen_classes=unseen, save_first=save_first,
+                            save_dir=str(Path(work_dir) / 'predictions')),
         test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
+        experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
@@ -93,10 +95,7 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
             else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     row = dict(
-        method=cfg['method']['type'], backbone=cfg['backbone'].get('model', ''),
-        pretrained=cfg['backbone'].get('pretrained') or 'none',
-        train_data=cfg.get('train_data', {}).get('type', 'none') if head.trainable else 'none',
-        dataset=dataset, setting=head.setting, seed=cfg.get('seed', 0),
+        **results.cell_key(cfg, dataset),
         **{k: round(v, 2) for k, v in metrics.items()},
         protocol=protocol['name'], **{k: protocol[k] for k in results.PROTOCOL_FIELDS[1:]},
         params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),

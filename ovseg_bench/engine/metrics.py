@@ -1,6 +1,9 @@
 """mmseg's IoU metric, plus per-class results and the generalized zero-shot summary."""
+from pathlib import Path
+
 import numpy as np
 import torch
+from PIL import Image
 from mmseg.evaluation import IoUMetric
 from mmseg.registry import METRICS
 
@@ -17,13 +20,26 @@ class OVIoUMetric(IoUMetric):
     from both prediction and ground truth are left out of the means) and, when
     ``unseen_classes`` is set, mIoU_seen, mIoU_unseen and their harmonic mean hIoU over the
     classes of each subset. ``self.per_class`` holds one dict per class afterwards.
+    With ``save_dir``, the predictions of the first ``save_first`` images (in dataset order)
+    are written there as label PNGs named like the image, for qualitative figures.
     """
 
-    def __init__(self, unseen_classes=(), **kwargs):
+    def __init__(self, unseen_classes=(), save_dir=None, save_first=0, **kwargs):
         kwargs.setdefault('iou_metrics', ['mIoU'])
         super().__init__(**kwargs)
         self.unseen_classes = list(unseen_classes)
+        self.save_dir, self.save_first, self.saved = save_dir, save_first, 0
         self.per_class = []
+
+    def process(self, data_batch, data_samples):
+        super().process(data_batch, data_samples)
+        for sample in data_samples:
+            if self.save_dir is None or self.saved >= self.save_first:
+                return
+            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy().astype(np.uint8)
+            Path(self.save_dir).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(pred).save(Path(self.save_dir) / f'{Path(sample["img_path"]).stem}.png')
+            self.saved += 1
 
     def compute_metrics(self, results):
         inter, union, pred_area, label_area = (
