@@ -76,7 +76,12 @@ def check_name(registry, name, what=None):
 
 
 def build(registry, cfg, **kwargs):
-    """``registry.build`` with an early, readable error for an unknown ``type``."""
+    """Instantiate ``cfg['type']`` from ``registry`` with the other keys (and ``kwargs``).
+
+    Fails early and readably for an unknown type. Calls the class directly rather than
+    ``registry.build``, which would search the scope of whatever mmengine runner ran last.
+    """
     cfg = dict(cfg)
-    check_name(registry, cfg.get('type'))
-    return registry.build(cfg, default_args=kwargs or None)
+    name = cfg.pop('type', None)
+    check_name(registry, name)
+    return registry.get(name)(**kwargs, **cfg)

@@ -24,6 +24,8 @@ class OVIoUMetric(IoUMetric):
     are written there as label PNGs named like the image, for qualitative figures.
     """
 
+    default_prefix = ''  # metric names stay plain: mIoU, not iou/mIoU
+
     def __init__(self, unseen_classes=(), save_dir=None, save_first=0, **kwargs):
         kwargs.setdefault('iou_metrics', ['mIoU'])
         super().__init__(**kwargs)

@@ -1,0 +1,210 @@
+"""Leaderboards from result CSVs: method x dataset tables (CSV, Markdown) and figures.
+
+Measured rows are averaged over seeds (with the standard deviation when there are several).
+Published numbers (``reference_results.csv``, with source and protocol) are appended as
+separate rows marked ``reference``; they are never averaged with measured ones.
+"""
+import csv
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from . import results
+
+REFERENCE_CSV = Path(__file__).with_name('reference_results.csv')
+
+
+def load(paths, key=results.row_key):
+    """Rows of several results CSVs (several runs or machines); later files win on equal keys."""
+    merged = {}
+    for path in paths:
+        for row in results.read_rows(path):
+            merged[key(row)] = row
+    return list(merged.values())
+
+
+def per_class_key(row):
+    return results.row_key(row) + (row['class_index'],)
+
+
+def table(rows, metric='mIoU'):
+    """[(label, setting, {dataset: (mean, std, n)}), ...] and the dataset order."""
+    cells = defaultdict(list)
+    datasets = []
+    for r in rows:
+        if r.get(metric) in ('', None):
+            continue
+        label = f'{r["method"]} ({r["backbone"]})'
+        cells[(label, r['setting'], r['dataset'])].append(float(r[metric]))
+        if r['dataset'] not in datasets:
+            datasets.append(r['dataset'])
+    out = defaultdict(dict)
+    for (label, setting, dataset), values in cells.items():
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        out[(label, setting)][dataset] = (statistics.mean(values), std, len(values))
+    return [(label, setting, v) for (label, setting), v in sorted(out.items())], datasets
+
+
+def reference_rows(datasets, metric='mIoU', path=REFERENCE_CSV):
+    """Published numbers on the same dataset names: [(label, {dataset: value}), ...]."""
+    refs = defaultdict(dict)
+    for r in results.read_rows(path):
+        if r['dataset'] in datasets and r.get('metric', 'mIoU') == metric:
+            refs[f'{r["method"]} ({r["backbone"]}) [reference: {r["source"]}; '
+                 f'{r["protocol"]}]'][r['dataset']] = float(r['value'])
+    return sorted(refs.items())
+
+
+def fmt_cell(cell):
+    if cell is None:
+        return '-'
+    mean, std, n = cell
+    return f'{mean:.2f} ± {std:.2f}' if n > 1 else f'{mean:.2f}'
+
+
+def write_tables(rows, out_dir, metric='mIoU'):
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries, datasets = table(rows, metric)
+    header = ['method', 'kind', 'setting'] + datasets + ['mean', 'seeds']
+    lines = []
+    for label, setting, cells in entries:
+        means = [cells[d][0] for d in datasets if d in cells]
+        mean = sum(means) / len(means) if len(means) == len(datasets) else None
+        n = max(c[2] for c in cells.values())
+        lines.append([label, 'measured', setting] + [fmt_cell(cells.get(d)) for d in datasets]
+                     + [f'{mean:.2f}' if mean is not None else '-', n])
+    for label, values in reference_rows(datasets, metric):
+        present = [values[d] for d in datasets if d in values]
+        mean = sum(present) / len(present) if len(present) == len(datasets) else None
+        lines.append([label, 'reference', ''] + [f'{values[d]:.2f}' if d in values else '-'
+                                                 for d in datasets]
+                     + [f'{mean:.2f}' if mean is not None else '-', ''])
+    with open(out_dir / 'leaderboard.csv', 'w', newline='') as f:
+        csv.writer(f).writerows([header] + lines)
+    md = [f'| {" | ".join(header)} |', '|' + '---|' * len(header)]
+    md += [f'| {" | ".join(map(str, line))} |' for line in lines]
+    (out_dir / 'leaderboard.md').write_text(
+        f'{metric} (%) per dataset; measured rows are means over seeds (± std).\n\n'
+        + '\n'.join(md) + '\n')
+    return entries, datasets
+
+
+def plot_bars(entries, datasets, path, metric='mIoU'):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    n = len(entries)
+    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 0.4 * n * len(datasets)), 4.5))
+    width = 0.8 / max(n, 1)
+    x = np.arange(len(datasets))
+    for i, (label, setting, cells) in enumerate(entries):
+        means = [cells.get(d, (np.nan, 0, 0))[0] for d in datasets]
+        stds = [cells.get(d, (0, 0, 0))[1] for d in datasets]
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, means, width, yerr=stds, label=label,
+                      capsize=2)
+        ax.bar_label(bars, fmt='%.1f', fontsize=7, padding=1)
+    ax.set_xticks(x, datasets)
+    ax.set_ylabel(f'{metric} (%)')
+    ax.set_title(f'{metric} per dataset (measured)')
+    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+    ax.grid(axis='y', alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_heatmap(per_class_rows, path):
+    """Per-class IoU, one panel per dataset: methods x classes."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    by_dataset = defaultdict(lambda: defaultdict(dict))
+    for r in per_class_rows:
+        if r['IoU'] not in ('', 'nan'):
+            by_dataset[r['dataset']][r['method']][r['class_name']] = float(r['IoU'])
+    if not by_dataset:
+        return
+    fig, axes = plt.subplots(len(by_dataset), 1, squeeze=False,
+                             figsize=(12, 2.2 + 0.9 * sum(len(m) for m in by_dataset.values())))
+    for ax, (dataset, methods) in zip(axes[:, 0], sorted(by_dataset.items())):
+        classes = list(dict.fromkeys(c for m in methods.values() for c in m))
+        grid = np.array([[methods[m].get(c, np.nan) for c in classes] for m in sorted(methods)])
+        im = ax.imshow(grid, vmin=0, vmax=100, cmap='viridis', aspect='auto')
+        ax.set_yticks(range(len(methods)), sorted(methods), fontsize=8)
+        ax.set_xticks(range(len(classes)), classes, rotation=60, ha='right', fontsize=7)
+        ax.set_title(f'{dataset}: per-class IoU (%)', fontsize=9)
+        fig.colorbar(im, ax=ax, fraction=0.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def palette(n, seed=3):
+    colours = np.random.default_rng(seed).integers(40, 255, (max(n, 256), 3), dtype=np.uint8)
+    colours[255] = 0  # ignore: black
+    return colours
+
+
+def plot_qualitative(pred_dirs, dataset, path, n_images=4, data_root=None):
+    """Image, ground truth and each method's prediction for the first ``n_images`` val images.
+
+    ``pred_dirs`` maps a method label to the folder of its saved label PNGs for ``dataset``.
+    """
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from mmseg.registry import DATASETS
+    from PIL import Image
+
+    from ..data.catalog import load_dataset_cfg, split_cfg
+    from ..text import load_vocabulary
+    ds = load_dataset_cfg(dataset, data_root)
+    data = DATASETS.build(split_cfg(ds, 'eval'))
+    items = [data.get_data_info(i) for i in range(min(n_images, len(data)))]
+    colours = palette(len(load_vocabulary(ds['vocabulary'])))
+    cols = 2 + len(pred_dirs)
+    fig, axes = plt.subplots(len(items), cols, squeeze=False, figsize=(2.2 * cols, 1.8 * len(items)))
+    for r, item in enumerate(items):
+        gt = np.asarray(Image.open(item['seg_map_path'])).astype(np.int64)
+        if item.get('reduce_zero_label'):
+            gt = np.where(gt == 0, 255, gt - 1)
+        stem = Path(item['img_path']).stem
+        panels = [('image', np.asarray(Image.open(item['img_path']).convert('RGB'))),
+                  ('ground truth', colours[gt.clip(0, 255)])]
+        for label, folder in pred_dirs.items():
+            pred = Path(folder) / f'{stem}.png'
+            panels.append((label, colours[np.asarray(Image.open(pred))] if pred.is_file()
+                           else np.zeros_like(panels[0][1])))
+        for c, (title, img) in enumerate(panels):
+            ax = axes[r, c]
+            ax.imshow(img, interpolation='nearest')
+            ax.set_xticks([]), ax.set_yticks([])
+            if r == 0:
+                ax.set_title(title, fontsize=8)
+    fig.suptitle(f'{dataset}: predictions on the first validation images', fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None):
+    """Write leaderboard.csv/.md, leaderboard.png and per_class.png into ``out_dir`` (and,
+    given ``pred_root`` = a bench's ``eval`` folder, one qualitative_<dataset>.png each)."""
+    rows = load(result_csvs)
+    if not rows:
+        raise FileNotFoundError(f'no result rows in {", ".join(map(str, result_csvs))}')
+    entries, datasets = write_tables(rows, out_dir, metric)
+    plot_bars(entries, datasets, Path(out_dir) / 'leaderboard.png', metric)
+    per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key)
+    plot_heatmap(per_class, Path(out_dir) / 'per_class.png')
+    if pred_root and Path(pred_root).is_dir():
+        for dataset in datasets:
+            dirs = {p.parent.parent.name.split('-')[0]: p
+                    for p in sorted(Path(pred_root).glob(f'*/{dataset}/predictions'))}
+            if dirs:
+                plot_qualitative(dirs, dataset, Path(out_dir) / f'qualitative_{dataset}.png',
+                                 data_root=data_root)
+    return Path(out_dir)

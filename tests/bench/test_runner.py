@@ -1,0 +1,113 @@
+"""The matrix runner: atomic rows, resume after a kill, slices, failures, plugins."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from mmengine.config import Config
+
+from ovseg_bench.bench import results
+from ovseg_bench.bench.runner import cell_configs, parse_only, run_matrix
+from ovseg_bench.registry import load_plugin_file
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PLUGIN = '''
+import torch.nn.functional as F
+from ovseg_bench.head import MethodHead
+from ovseg_bench.registry import METHODS
+
+
+@METHODS.register_module(force=True)
+class OutsidePlugin(MethodHead):
+    """A training-free plugin that lives outside methods/ (std patch tokens vs text)."""
+    trainable = False
+
+    def predict_dense(self, images, class_embeds):
+        patch = F.normalize(self.backbone.forward_dense(images).patch, dim=-1)
+        return (patch @ class_embeds.t()).permute(0, 3, 1, 2)
+'''
+
+
+def write_matrix(tmp_path, synth_root, methods, datasets):
+    path = tmp_path / 'matrix.py'
+    path.write_text(f'''
+methods = {methods!r}
+method_configs = {REPO!r} + '/configs/*/*_tiny_synth.py'
+plugin_base = [{REPO!r} + '/configs/maskclip/maskclip_tiny_synth.py']
+backbones = [dict(type='OpenCLIPBackbone', model='ovseg-tiny', pretrained=None)]
+protocol = dict(templates='single', num_workers=0, text_cache={str(tmp_path / 'text')!r})
+datasets = {datasets!r}
+data_root = {str(synth_root)!r}
+seeds = [0]
+save_predictions = 2
+out_dir = {str(tmp_path / 'bench')!r}
+''')
+    return path
+
+
+def test_kill_mid_matrix_keeps_rows_and_rerun_completes_only_missing(tmp_path, synth_root):
+    datasets = ['synth_voc', 'synth_context', 'synth_coco', 'synth_ade']
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], datasets)
+    csv_path = tmp_path / 'bench' / 'results.csv'
+    cmd = [sys.executable, '-m', 'ovseg_bench.cli', 'bench', str(matrix), '--no-leaderboard']
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 300
+    while time.time() < deadline and len(results.read_rows(csv_path)) < 1:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = results.read_rows(csv_path)  # a valid CSV with every finished row
+    assert 1 <= len(rows) < len(datasets), 'kill came too late to test resuming'
+    first = rows[0]
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    after = results.read_rows(csv_path)
+    assert sorted(r['dataset'] for r in after) == sorted(datasets)
+    assert [r for r in after if r['dataset'] == first['dataset']][0]['timestamp'] == \
+        first['timestamp'], 'a finished cell was run again'
+    assert out.count('evaluating') == len(datasets) - len(rows)
+    # And once everything is there, nothing is left to do.
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    assert 'nothing to do' in out
+
+
+def test_only_slice_and_force(tmp_path, synth_root, capsys):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'synth_ade'])
+    assert run_matrix(matrix, only='dataset=synth_ade') == []
+    rows = results.read_rows(tmp_path / 'bench' / 'results.csv')
+    assert [r['dataset'] for r in rows] == ['synth_ade']
+    stamp = rows[0]['timestamp']
+    time.sleep(1.1)
+    run_matrix(matrix, only='dataset=synth_ade', force=True)
+    assert results.read_rows(tmp_path / 'bench' / 'results.csv')[0]['timestamp'] != stamp
+    with pytest.raises(KeyError, match='method, backbone'):
+        parse_only('methd=MaskCLIP')
+
+
+def test_failing_cell_is_reported_and_the_rest_go_on(tmp_path, synth_root):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'no_such_dataset'])
+    failures = run_matrix(matrix)
+    assert [(m, d) for m, d, _ in failures] == [('MaskCLIP', 'no_such_dataset')]
+    assert [r['dataset'] for r in results.read_rows(tmp_path / 'bench' / 'results.csv')] == \
+        ['synth_voc']
+
+
+def test_plugin_file_joins_default_matrix_and_leaderboard(tmp_path, synth_root):
+    plugin = tmp_path / 'outside_plugin.py'
+    plugin.write_text(PLUGIN)
+    load_plugin_file(plugin)
+    default = Config.fromfile(os.path.join(REPO, 'configs/bench/default.py'))
+    default.method_configs = os.path.join(REPO, default.method_configs)
+    default.plugin_base = [os.path.join(REPO, p) for p in default.plugin_base]
+    assert 'OutsidePlugin' in {c.method.type for c in cell_configs(default)}
+    # Through the CLI, as a user would: --plugin, then the leaderboard shows it.
+    matrix = write_matrix(tmp_path, synth_root, 'all', ['synth_voc'])
+    subprocess.run([sys.executable, '-m', 'ovseg_bench.cli', '--plugin', str(plugin), 'bench',
+                    str(matrix), '--only', 'method=OutsidePlugin'], cwd=tmp_path, check=True,
+                   capture_output=True)
+    board = (tmp_path / 'bench' / 'leaderboard.md').read_text()
+    assert 'OutsidePlugin' in board
+    with open(tmp_path / 'bench' / 'leaderboard.csv') as f:
+        assert any(r['method'].startswith('OutsidePlugin') for r in csv.DictReader(f))
