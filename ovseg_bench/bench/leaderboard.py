@@ -64,7 +64,7 @@ def fmt_cell(cell):
     return f'{mean:.2f} ± {std:.2f}' if n > 1 else f'{mean:.2f}'
 
 
-def write_tables(rows, out_dir, metric='mIoU'):
+def write_tables(rows, out_dir, metric='mIoU', reference=REFERENCE_CSV):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, datasets = table(rows, metric)
@@ -76,7 +76,7 @@ def write_tables(rows, out_dir, metric='mIoU'):
         n = max(c[2] for c in cells.values())
         lines.append([label, 'measured', setting] + [fmt_cell(cells.get(d)) for d in datasets]
                      + [f'{mean:.2f}' if mean is not None else '-', n])
-    for label, values in reference_rows(datasets, metric):
+    for label, values in reference_rows(datasets, metric, reference):
         present = [values[d] for d in datasets if d in values]
         mean = sum(present) / len(present) if len(present) == len(datasets) else None
         lines.append([label, 'reference', ''] + [f'{values[d]:.2f}' if d in values else '-'
@@ -190,13 +190,14 @@ def plot_qualitative(pred_dirs, dataset, path, n_images=4, data_root=None):
     plt.close(fig)
 
 
-def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None):
+def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
+          reference=REFERENCE_CSV):
     """Write leaderboard.csv/.md, leaderboard.png and per_class.png into ``out_dir`` (and,
     given ``pred_root`` = a bench's ``eval`` folder, one qualitative_<dataset>.png each)."""
     rows = load(result_csvs)
     if not rows:
         raise FileNotFoundError(f'no result rows in {", ".join(map(str, result_csvs))}')
-    entries, datasets = write_tables(rows, out_dir, metric)
+    entries, datasets = write_tables(rows, out_dir, metric, reference)
     plot_bars(entries, datasets, Path(out_dir) / 'leaderboard.png', metric)
     per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key)
     plot_heatmap(per_class, Path(out_dir) / 'per_class.png')

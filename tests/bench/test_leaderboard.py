@@ -1,0 +1,37 @@
+import csv
+
+from PIL import Image
+
+from ovseg_bench.bench import leaderboard, results
+
+
+def fake_rows(method, seed, values, setting='open_vocab'):
+    return [dict(method=method, backbone='ovseg-tiny', pretrained='p', train_data='none',
+                 dataset=d, setting=setting, seed=seed, mIoU=v) for d, v in values.items()]
+
+
+def test_mean_over_seeds_reference_rows_and_merge(tmp_path):
+    a, b = tmp_path / 'a' / 'results.csv', tmp_path / 'b' / 'results.csv'
+    results.append_rows(a, fake_rows('M1', 0, {'voc21': 40.0, 'ade150': 10.0}))
+    results.append_rows(b, fake_rows('M1', 1, {'voc21': 44.0, 'ade150': 12.0})
+                        + fake_rows('M2', 0, {'voc21': 50.0}))
+    ref = tmp_path / 'ref.csv'
+    ref.write_text('method,backbone,dataset,metric,value,protocol,source\n'
+                   'Paper,ViT-B/16,voc21,mIoU,61.5,some protocol,Someone (arXiv 1) Table 1\n')
+    rows = leaderboard.load([a, b])
+    entries, datasets = leaderboard.table(rows)
+    m1 = dict((label, cells) for label, _, cells in entries)['M1 (ovseg-tiny)']
+    assert m1['voc21'][:3] == (42.0, 2.8284271247461903, 2)
+    assert leaderboard.reference_rows(datasets, path=ref)[0][1] == {'voc21': 61.5}
+    leaderboard.build([a, b], tmp_path / 'out', reference=ref)
+    lines = list(csv.reader(open(tmp_path / 'out' / 'leaderboard.csv')))
+    assert lines[0] == ['method', 'kind', 'setting', 'voc21', 'ade150', 'mean', 'seeds']
+    by_method = {line[0]: line for line in lines[1:]}
+    assert by_method['M1 (ovseg-tiny)'][3:] == ['42.00 ± 2.83', '11.00 ± 1.41', '26.50', '2']
+    assert by_method['M2 (ovseg-tiny)'][4:6] == ['-', '-']  # no mean over a missing dataset
+    ref_line = [line for line in lines[1:] if line[1] == 'reference'][0]
+    assert 'reference: Someone (arXiv 1) Table 1' in ref_line[0] and ref_line[3] == '61.50'
+    md = (tmp_path / 'out' / 'leaderboard.md').read_text()
+    assert '| M1 (ovseg-tiny) | measured |' in md and '| reference |' in md
+    png = Image.open(tmp_path / 'out' / 'leaderboard.png')
+    assert png.size[0] > 300 and png.size[1] > 200
