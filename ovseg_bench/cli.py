@@ -64,20 +64,23 @@ def cmd_bench(args):
     failures = run_matrix(args.matrix, only=args.only, force=args.force, out_dir=args.out_dir)
     if not args.no_leaderboard:
         from mmengine.config import Config
-        out_dir = Path(args.out_dir or Config.fromfile(args.matrix).out_dir)
-        _leaderboard([out_dir / 'results.csv'], out_dir, pred_root=out_dir / 'eval')
+        matrix = Config.fromfile(args.matrix)
+        out_dir = Path(args.out_dir or matrix.out_dir)
+        _leaderboard([out_dir / 'results.csv'], out_dir, pred_root=out_dir / 'eval',
+                     data_root=matrix.get('data_root'))
     return 1 if failures else 0
 
 
-def _leaderboard(csvs, out_dir, pred_root=None, metric='mIoU'):
+def _leaderboard(csvs, out_dir, pred_root=None, metric='mIoU', data_root=None):
     from .bench.leaderboard import build
-    out = build(csvs, out_dir, metric=metric, pred_root=pred_root)
+    out = build(csvs, out_dir, metric=metric, pred_root=pred_root, data_root=data_root)
     print((out / 'leaderboard.md').read_text())
     print(f'leaderboard: {out}/leaderboard.{{csv,md,png}}, per_class.png, qualitative_*.png')
 
 
 def cmd_leaderboard(args):
-    _leaderboard(args.results, args.out_dir, pred_root=args.pred_root, metric=args.metric)
+    _leaderboard(args.results, args.out_dir, pred_root=args.pred_root, metric=args.metric,
+                 data_root=args.data_root)
 
 
 def build_parser():
@@ -131,8 +134,15 @@ def build_parser():
     s.add_argument('--out-dir', default='work_dirs/leaderboard')
     s.add_argument('--metric', default='mIoU', help='mIoU, mAcc, aAcc, hIoU, ...')
     s.add_argument('--pred-root', help="a bench's eval/ folder, for the qualitative grids")
+    s.add_argument('--data-root', help="the datasets' root folder, if not the configs' own")
     s.set_defaults(func=cmd_leaderboard)
     return p
+
+
+def _user_errors():
+    """Exceptions that mean bad input or a failed run the user can act on, not a bug."""
+    from .engine.hooks import NonFiniteLossError
+    return KeyError, FileNotFoundError, ValueError, NonFiniteLossError
 
 
 def main(argv=None):
@@ -143,8 +153,8 @@ def main(argv=None):
         load_plugin_file(path)
     try:
         return args.func(args) or 0
-    except (KeyError, FileNotFoundError, ValueError) as e:
-        # Bad input: one clear line, no traceback (set OVSEG_DEBUG=1 for it).
+    except _user_errors() as e:
+        # Bad input or a diverged run: one clear line, no traceback (OVSEG_DEBUG=1 shows it).
         import os
         if os.environ.get('OVSEG_DEBUG'):
             raise

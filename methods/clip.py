@@ -1,0 +1,69 @@
+"""CLIP (Radford et al., "Learning Transferable Visual Models From Natural Language
+Supervision", ICML 2021): contrastive image-caption pretraining, and its plain dense baseline."""
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from ovseg_bench.head import MethodHead
+from ovseg_bench.registry import METHODS
+
+
+def _gather(x):
+    """All ranks' rows of ``x`` (differentiable), or ``x`` when not distributed."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    from torch.distributed.nn.functional import all_gather
+    return torch.cat(all_gather(x)), dist.get_rank() * len(x)
+
+
+@METHODS.register_module()
+class CLIP(MethodHead):
+    """CLIP: symmetric image-caption InfoNCE; dense = standard patch tokens vs class text.
+
+    Training: the image embedding (the backbone's class token in the joint space) and the
+    caption embedding (the text tower's) are L2-normalised; their cosine similarities times
+    the backbone's learned temperature (``logit_scale``, clamped at ``max_logit_scale`` = 100
+    as in CLIP) are scored by cross-entropy over the captions for each image and over the
+    images for each caption, averaged. The whole backbone is trained (its learning rate is
+    the trainer's ``lr * backbone_lr_mult``); this is how the project pretrains its tiny CLIP.
+
+    Choices: in distributed training the negatives are the captions/images of all ranks
+    (``gather=True``; each rank scores its own rows against every rank's columns), as CLIP
+    does; ``gather=False`` uses the local batch only. The temperature is clamped in the
+    forward pass (the parameter itself is left as is). Inference (``predict_dense``): every
+    patch token of the standard last block, after ``ln_post`` and the projection, is compared
+    with the class embeddings by cosine -- the naive dense CLIP that MaskCLIP improves on.
+    """
+
+    def __init__(self, backbone, max_logit_scale=100.0, gather=True):
+        super().__init__(backbone)
+        self.max_logit_scale = float(max_logit_scale)
+        self.gather = gather
+
+    def encode_image(self, images):
+        return self.backbone.encode_image(images)
+
+    def forward_train(self, batch):
+        images = batch['images']
+        img = F.normalize(self.backbone.encode_image(images), dim=-1)
+        tokens = self.backbone.tokenize(list(batch['captions'])).to(images.device)
+        txt = F.normalize(self.backbone.encode_text(tokens), dim=-1)
+        scale = self.backbone.logit_scale.clamp(max=self.max_logit_scale)
+        if self.gather:
+            all_img, offset = _gather(img)
+            all_txt, _ = _gather(txt)
+        else:
+            all_img, all_txt, offset = img, txt, 0
+        target = torch.arange(len(img), device=img.device) + offset
+        logits_i2t = scale * img @ all_txt.t()
+        logits_t2i = scale * txt @ all_img.t()
+        loss = (F.cross_entropy(logits_i2t, target) + F.cross_entropy(logits_t2i, target)) / 2
+        with torch.no_grad():
+            acc_i2t = (logits_i2t.argmax(1) == target).float().mean()
+            acc_t2i = (logits_t2i.argmax(1) == target).float().mean()
+        return dict(loss_clip=loss, logit_scale=scale.detach(), acc_i2t=acc_i2t,
+                    acc_t2i=acc_t2i)
+
+    def predict_dense(self, images, class_embeds):
+        patch = F.normalize(self.backbone.forward_dense(images).patch, dim=-1)
+        return torch.einsum('bhwd,kd->bkhw', patch, class_embeds.to(patch.dtype))

@@ -1,0 +1,141 @@
+"""Config loading and key checking shared by training and evaluation.
+
+A typo in a config must fail before any work starts, naming the key and the closest valid one,
+instead of being silently ignored (mmengine's ``Config`` accepts any key). Two checks:
+
+* :func:`check_keys` -- the keys of one config dict against an explicit list;
+* :func:`check_kwargs` -- the arguments given to a class (or function) against what its
+  constructor accepts (``inspect.signature``, following ``**kwargs`` up the base classes).
+
+Both raise ``KeyError`` with a one-line message (the CLI prints it without a traceback).
+"""
+import copy
+import difflib
+import inspect
+from pathlib import Path
+
+from mmengine.config import Config
+
+# Every top-level key a method config may hold, training and evaluation together (a method
+# config is used for both), with what it is for.
+TOP_LEVEL_KEYS = {
+    'backbone': 'the CLIP backbone (a BACKBONES type and its arguments)',
+    'method': 'the method head (a METHODS type and its arguments)',
+    'train_data': 'the training dataset (a DATASETS type, its arguments and pipeline)',
+    'train': 'the training schedule (ovseg_bench.engine.trainer.TRAIN_DEFAULTS)',
+    'work_dir': 'where checkpoints, logs and the exported weights go',
+    'zeroshot': 'zero-shot image classification run at the end of training',
+    'protocol': 'the evaluation protocol (ovseg_bench.segmentor)',
+    'datasets': 'evaluation datasets by name',
+    'seed': 'the seed of this benchmark cell',
+    'unseen_classes': 'zero-shot setting: unseen class names per evaluation dataset',
+    'zero_shot_splits': 'the seen/unseen splits (configs/_base_/zero_shot/splits.py)',
+}
+
+
+def load_config(cfg, cfg_options=None):
+    """A ``Config`` from a path, a dict or a ``Config`` (copied), with ``cfg_options`` merged."""
+    if isinstance(cfg, (str, Path)):
+        if not Path(cfg).is_file():
+            raise FileNotFoundError(f'config not found: {cfg}')
+        cfg = Config.fromfile(str(cfg))
+    elif isinstance(cfg, Config):
+        cfg = copy.deepcopy(cfg)
+    elif isinstance(cfg, dict):
+        cfg = Config(copy.deepcopy(cfg))
+    else:
+        raise TypeError(f'a config is a path, a dict or a Config, got {type(cfg).__name__}')
+    if cfg_options:
+        cfg.merge_from_dict(dict(cfg_options))
+    return cfg
+
+
+def _unknown_key_error(key, valid, where):
+    valid = sorted(valid)
+    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
+    path = f'{where}.{key}' if where else str(key)
+    hint = f' Did you mean {f"{where}." if where else ""}{close[0]}?' if close else ''
+    return KeyError(f'unknown config key {path!r}.{hint} Valid keys'
+                    f'{f" in {where}" if where else ""}: {", ".join(valid)}')
+
+
+def check_keys(cfg_dict, allowed, where=''):
+    """``KeyError`` naming the first key of ``cfg_dict`` not in ``allowed`` and the nearest
+    valid key (difflib). Keys starting with ``_`` (``_base_``, private) are ignored."""
+    allowed = set(allowed)
+    for key in cfg_dict:
+        if str(key).startswith('_') or key in allowed:
+            continue
+        raise _unknown_key_error(key, allowed, where)
+
+
+def accepted_kwargs(obj):
+    """``(names, open)``: the keyword arguments ``obj`` (a class or function) accepts.
+
+    For a class, the ``__init__`` of each class in the MRO is read as long as the one before
+    forwards ``**kwargs``; ``open`` is True when some ``**kwargs`` is not accounted for (a
+    function with ``**kwargs``), in which case nothing can be rejected.
+    """
+    if not inspect.isclass(obj):
+        params = inspect.signature(obj).parameters.values()
+        names = {p.name for p in params
+                 if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        return names, any(p.kind == p.VAR_KEYWORD for p in params)
+    names, forwarded = set(), False
+    for klass in obj.__mro__:
+        if klass is object:
+            # object.__init__ takes nothing more: a **kwargs that gets this far is consumed by
+            # the class itself (e.g. mmcv's RandomResize passes it on to Resize), so open
+            return names, forwarded
+        init = vars(klass).get('__init__')
+        if init is None:
+            continue
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]   # drop self
+        except (TypeError, ValueError):      # a builtin/extension __init__: cannot tell
+            return names, True
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            return names, False
+        forwarded = True
+    return names, False
+
+
+def check_kwargs(obj, kwargs, where, provided=()):
+    """``KeyError`` if ``kwargs`` (a config dict; ``type`` is skipped) holds an argument that
+    ``obj`` does not accept; ``provided`` are arguments the caller fills in itself (e.g. a
+    head's ``backbone``), which the config must not set either."""
+    names, is_open = accepted_kwargs(obj)
+    valid = names - set(provided)
+    for key in kwargs:
+        if key == 'type':
+            continue
+        if key in provided:
+            raise KeyError(f'config key {where}.{key} is set by the framework and cannot be '
+                           f'given in the config')
+        if key not in valid and not is_open:
+            raise _unknown_key_error(key, valid, where)
+
+
+def check_typed(registry, cfg, where, provided=()):
+    """Check a ``dict(type=..., **kwargs)`` against the class its registry holds: an unknown
+    type lists the valid names, an unknown argument names the nearest valid one."""
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise KeyError(f'{where} must be a dict with a "type" key, got {cfg!r}')
+    typ = cfg['type']
+    if not isinstance(typ, str):
+        cls = typ
+    else:
+        cls = registry.get(typ)
+        if cls is None:
+            valid = sorted(registry.module_dict)
+            parent = registry.parent
+            while parent is not None:
+                valid = sorted(set(valid) | set(parent.module_dict))
+                parent = parent.parent
+            close = difflib.get_close_matches(typ, valid, n=3)
+            hint = f' Did you mean {", ".join(close)}?' if close else ''
+            raise KeyError(f'unknown {where}.type {typ!r} (not in the {registry.name} '
+                           f'registry).{hint}')
+    check_kwargs(cls, cfg, where, provided)
+    return cls
