@@ -1,0 +1,188 @@
+"""SegCLIP-specific tests on a tiny random CLIP (seconds)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ovseg_bench.registry import BACKBONES, METHODS, build, load_plugins
+
+load_plugins()
+from methods.segclip import LOSSES, SegCLIP, patchify, straight_through_gumbel  # noqa: E402
+
+B, SIZE, GRID = 3, 64, 8   # ovseg-tiny: 64 px, patch 8
+
+
+@pytest.fixture(scope='module')
+def backbone_state():
+    torch.manual_seed(0)
+    bb = build(BACKBONES, dict(type='OpenCLIPBackbone', model='ovseg-tiny'))
+    return bb.state_dict()
+
+
+def make_head(backbone_state, **kwargs):
+    bb = build(BACKBONES, dict(type='OpenCLIPBackbone', model='ovseg-tiny'))
+    bb.load_state_dict(backbone_state)
+    torch.manual_seed(0)
+    return build(METHODS, dict(type='SegCLIP', **kwargs), backbone=bb)
+
+
+def make_batch(superpixels=True):
+    g = torch.Generator().manual_seed(1)
+    batch = dict(images=torch.randn(B, 3, SIZE, SIZE, generator=g),
+                 captions=['a red circle on grass', 'a blue square', 'stripes on sand'])
+    if superpixels:
+        # four superpixels per image: the quadrants of the patch grid
+        q = torch.arange(GRID) // (GRID // 2)
+        batch['superpixels'] = (q[:, None] * 2 + q[None, :]).expand(B, GRID, GRID).clone()
+    return batch
+
+
+def total_loss(out):
+    return sum(v for k, v in out.items() if 'loss' in k)
+
+
+def test_split_layer_default_is_proportional(backbone_state):
+    head = make_head(backbone_state)
+    assert head.split_layer == 3          # 10 of 12 -> 3 of 4
+    with pytest.raises(ValueError):
+        make_head(backbone_state, split_layer=4)
+    with pytest.raises(ValueError, match='unknown loss_weights'):
+        make_head(backbone_state, loss_weights=dict(kl=0))
+
+
+def test_gradients_reach_centers_and_group_module(backbone_state):
+    head = make_head(backbone_state).train()
+    out = head.forward_train(make_batch())
+    assert set(k for k in out if 'loss' in k) == {f'loss_{n}' for n in LOSSES}
+    assert all(torch.isfinite(v).all() for v in out.values())
+    total_loss(out).backward()
+    assert head.group.centers.grad is not None and head.group.centers.grad.abs().sum() > 0
+    for name, p in head.group.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+    for name, p in head.decoder.named_parameters():
+        assert p.grad is not None, name
+    # the first-stage CLIP blocks are trained through the grouping too
+    first = head.backbone.model.visual.transformer.resblocks[0]
+    assert first.attn.in_proj_weight.grad.abs().sum() > 0
+
+
+def test_assignment_hard_in_training_soft_in_eval(backbone_state):
+    head = make_head(backbone_state)
+    images = make_batch()['images']
+    head.train()
+    enc = head.encode_groups(images)
+    hard = enc['hard']
+    assert hard.shape == (B, GRID * GRID, 8)
+    assert torch.equal(hard.detach(), F.one_hot(hard.detach().argmax(-1), 8).float())
+    # straight-through: the hard forward carries the Gumbel-softmax's gradient
+    assert hard.requires_grad
+    head.eval()
+    with torch.no_grad():
+        enc = head.encode_groups(images)
+        again = head.encode_groups(images)
+    soft = enc['soft']
+    assert torch.allclose(soft.sum(-1), torch.ones(B, GRID * GRID))
+    assert (soft.max(-1).values < 1).all() and (soft > 0).all()      # soft, not one-hot
+    assert torch.equal(enc['soft'], again['soft'])                   # no Gumbel noise in eval
+    # the dense prediction is the soft assignment times the center/class cosines
+    classes = F.normalize(torch.randn(5, head.backbone.embed_dim), dim=-1)
+    with torch.no_grad():
+        logits = head.predict_dense(images, classes)
+    expected = soft @ (F.normalize(enc['centers'], dim=-1) @ classes.t())
+    assert torch.allclose(logits, expected.transpose(1, 2).reshape(B, 5, GRID, GRID), atol=1e-5)
+
+
+def test_gumbel_is_one_hot_with_softmax_gradient():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 6, 8, requires_grad=True)
+    y = straight_through_gumbel(logits, 0.9, dim=-1)
+    assert ((y == 0) | (y == 1)).all() and torch.equal(y.sum(-1), torch.ones(4, 6))
+    (y * torch.randn_like(y)).sum().backward()
+    assert logits.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('off', LOSSES)
+def test_each_loss_can_be_switched_off(backbone_state, off):
+    head = make_head(backbone_state, loss_weights={off: 0.0}).train()
+    batch = make_batch(superpixels=off != 'superpixel')
+    out = head.forward_train(batch)
+    assert f'loss_{off}' not in out
+    assert {f'loss_{n}' for n in LOSSES if n != off} == {k for k in out if 'loss' in k}
+    total_loss(out).backward()
+    if off == 'reconstruction':
+        assert head.decoder is None
+    if off == 'superpixel':    # the trainer then no longer asks the pipeline for superpixels
+        assert head.train_views == ()
+    if off == 'contrastive':   # the text tower is only reached through the contrastive loss
+        text_grads = [p.grad for n, p in head.backbone.model.named_parameters()
+                      if not n.startswith('visual.')]
+        assert all(g is None for g in text_grads)
+
+
+@pytest.mark.parametrize('only', LOSSES)
+def test_each_loss_alone_trains_the_group_module(backbone_state, only):
+    head = make_head(backbone_state, loss_weights={n: float(n == only) for n in LOSSES}).train()
+    out = head.forward_train(make_batch())
+    assert {k for k in out if 'loss' in k} == {f'loss_{only}'}
+    total_loss(out).backward()
+    assert head.group.key.weight.grad.abs().sum() > 0
+
+
+def test_superpixel_kl_zero_iff_constant_within_superpixels():
+    ids = torch.tensor([[0, 0, 1, 1]])
+    same = F.one_hot(torch.tensor([[2, 2, 0, 0]]), 3).float()
+    mixed = F.one_hot(torch.tensor([[2, 1, 0, 0]]), 3).float()
+    assert SegCLIP.superpixel_kl(same, ids).abs() < 1e-7
+    assert SegCLIP.superpixel_kl(mixed, ids) > 1e-3
+    # ignored ids (< 0) contribute nothing
+    assert SegCLIP.superpixel_kl(mixed, torch.tensor([[0, -1, 1, 1]])).abs() < 1e-7
+
+
+def test_reconstruction_only_scores_masked_patches(backbone_state):
+    head = make_head(backbone_state, mask_ratio=0.75, norm_pix=False).train()
+    images = make_batch()['images']
+    target = patchify(images, 8)
+    assert target.shape == (B, GRID * GRID, 8 * 8 * 3)
+    assert torch.equal(target[0, 1], images[0, :, 0:8, 8:16].permute(1, 2, 0).reshape(-1))
+    seen = {}
+
+    def exact_on_masked(centers, assign, keep, grid):
+        seen['keep'], seen['grid'] = keep, grid
+        pred = target.clone()
+        junk = torch.full_like(pred, 1e3)     # wrong on every visible patch
+        return pred.scatter(1, keep[..., None].expand(-1, -1, pred.shape[-1]), junk)
+
+    head.decoder.forward = exact_on_masked
+    assert head.reconstruction(images).abs() < 1e-6
+    assert seen['keep'].shape == (B, GRID * GRID // 4) and seen['grid'] == (GRID, GRID)
+    head.decoder.forward = lambda centers, assign, keep, grid: target + 1.0
+    assert torch.allclose(head.reconstruction(images), torch.tensor(1.0))
+
+
+def test_predict_dense_shape_any_resolution(backbone_state):
+    head = make_head(backbone_state).eval()
+    classes = F.normalize(torch.randn(7, head.backbone.embed_dim), dim=-1)
+    with torch.no_grad():
+        out = head.predict_dense(torch.randn(2, 3, 48, 80), classes)
+    assert out.shape == (2, 7, 6, 10)
+    assert out.abs().max() <= 1 + 1e-5     # convex combinations of cosines
+
+
+def test_config_pipeline_feeds_the_head(backbone_state, synth_root):
+    """The tiny config's train pipeline (crop + Superpixels) gives per-patch ids on the
+    patch grid, and a collated, normalised batch trains."""
+    from mmengine.config import Config
+
+    from ovseg_bench.data.image_text import CocoCaptionDataset, image_text_collate
+    from ovseg_bench.engine.trainer import ViewNormalizer
+    cfg = Config.fromfile('configs/segclip/segclip_tiny_synth.py')
+    data = dict(cfg.train_data)
+    data.pop('type')
+    data['data_root'] = str(synth_root / 'coco')
+    ds = CocoCaptionDataset(**data)
+    head = make_head(backbone_state, **{k: v for k, v in cfg.method.items() if k != 'type'})
+    batch = image_text_collate([ds[i] for i in range(3)])
+    assert batch['superpixels'].shape == (3, GRID, GRID)
+    batch = ViewNormalizer(head.backbone.mean, head.backbone.std,
+                           ('images',) + head.train_views)(batch)
+    out = head.train().forward_train(batch)
+    assert {f'loss_{n}' for n in LOSSES} <= set(out)
