@@ -1,0 +1,34 @@
+# PACL as in the paper: frozen CLIP ViT-B/16 (local weights, see the base config), vision and
+# text embedders trained on GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context,
+# COCO-Stuff and ADE20K. Needs the user's data and weights and, realistically, GPUs:
+#   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_b16.py \
+#       --launcher pytorch
+#   ovseg-bench test configs/pacl/pacl_vit_b16.py --checkpoint work_dirs/pacl_vit_b16/head.pt
+_base_ = ['../_base_/backbones/vit_b16.py']
+
+method = dict(type='PACL', text_embedder='residual', activation='relu', init='identity',
+              patch_temperature=1.0, learn_logit_scale=True, last_block='std',
+              text_chunk=1024)   # B x B compatibility in blocks of 1024 captions
+
+# The paper's image-text data (~30M pairs) as img2dataset tar shards ({key}.jpg + {key}.txt),
+# one glob per set; edit the paths to where they are. CSV/TSV lists work too:
+#   train_data = dict(type='CsvCaptionDataset', file='data/cc3m/cc3m.tsv', pipeline=...)
+train_data = dict(
+    type='WebDatasetShards',
+    shards=['data/cc3m/*.tar', 'data/cc12m/*.tar', 'data/yfcc15m/*.tar'],
+    pipeline=[
+        dict(type='RandomResizedCropRGB', size=224, scale=(0.5, 1.0), flip_prob=0.5),
+        dict(type='ToTensorRGB'),
+    ])
+
+# The published recipe: AdamW, lr 5e-4, weight decay 0.2, cosine schedule, global batch 4096
+# (1024 per process x 4 processes), 10 epochs of ~30M pairs = 30e6 * 10 / 4096 ~ 73k steps.
+# Not published, chosen here: warm-up length, and betas/eps (CLIP's AdamW values).
+train = dict(iters=73000, batch_size=1024, num_workers=8, lr=5e-4, weight_decay=0.2,
+             betas=(0.9, 0.98), eps=1e-6, warmup_iters=2000, backbone_lr_mult=0.0,
+             grad_clip=1.0, seed=0, log_interval=50, checkpoint_interval=5000,
+             max_keep_ckpts=3)
+work_dir = 'work_dirs/pacl_vit_b16'
+
+# The paper's segmentation benchmarks (mmseg layouts under data/, see configs/_base_/datasets).
+datasets = ['voc20', 'context59', 'coco_stuff171', 'ade150']
