@@ -29,7 +29,6 @@ class LabelAsImage(BaseTransform):
         return results
 
 
-@METHODS.register_module(force=True)
 class OracleHead(MethodHead):
     """Test-only: reads the label out of the label-image and answers it (one-hot over class names)."""
     trainable = False
@@ -42,7 +41,6 @@ class OracleHead(MethodHead):
         return (label[:, None] == self.owner.view(1, -1, 1, 1)).float()
 
 
-@METHODS.register_module(force=True)
 class ConstantHead(MethodHead):
     """Predicts class ``constant`` everywhere."""
     trainable = False
@@ -56,8 +54,16 @@ class ConstantHead(MethodHead):
 
 @pytest.fixture
 def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
-    """Evaluate a test head on a synthetic dataset through the full evaluator."""
+    """Evaluate a test head on a synthetic dataset through the full evaluator.
+
+    The test heads join the method registry only while a test runs, so the contract tests
+    over "every registered method" never see them.
+    """
+    registered = []
+
     def run(head_cls, dataset, mode, short_side=96, label_image=False):
+        METHODS.register_module(module=head_cls, force=True)
+        registered.append(head_cls.__name__)
         if label_image:
             orig = ev.test_pipeline
             monkeypatch.setattr(ev, 'test_pipeline', lambda p: orig(p)[:3] + [
@@ -74,7 +80,9 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
         head.owner = OVSegmentor(head, vocab, False, cfg.protocol).class_embeds()[1]
         return ev.evaluate(cfg, dataset, tmp_path / dataset, data_root=synth_root, head=head,
                            results_csv=tmp_path / 'results.csv')
-    return run
+    yield run
+    for name in registered:
+        METHODS.module_dict.pop(name, None)
 
 
 @pytest.mark.parametrize('dataset', SYNTH)
