@@ -1,8 +1,10 @@
 """The synthetic world: procedural scenes of shapes ("things") on textured regions ("stuff").
 
 Every scene is drawn from a numpy ``Generator`` only, so a seed fixes every pixel and caption.
-A scene has 1-3 stuff regions (bands or blobs, each one texture) and 1-4 things painted over
+A scene has 1-3 stuff regions (bands or blobs, each one texture) and 1-3 things painted over
 them in order (later things occlude earlier ones; each keeps at least 40% of its area visible).
+Things usually wear their class's colour (``THING_COLOURS``) and captions name what is in the
+scene, so a tiny CLIP trained on the captions can learn both stuff and things.
 
 World class ids (the label maps of :func:`render_scene` and ``coco/labels``) index
 ``CLASSES = THINGS + STUFF``; they equal the COCO-Stuff train ids of the ``coco_stuff164k``
@@ -30,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-GENERATOR_VERSION = 1  # bump when rendering changes: roots written before are regenerated
+GENERATOR_VERSION = 3  # bump when rendering changes: roots written before are regenerated
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,12 @@ COLOURS = {
     'gray': (125, 125, 125), 'brown': (125, 78, 38), 'cyan': (35, 195, 205),
 }
 _COLOUR_NAMES = tuple(COLOURS)
+# Each thing class has a usual colour (as real classes do: grass is green, sky is blue), chosen
+# away from the stuff textures' colours; a thing takes it with probability THING_COLOUR_PROB,
+# else any colour, so colour is a strong cue to the class but not a sufficient one.
+THING_COLOURS = {'circle': 'red', 'square': 'black', 'triangle': 'yellow', 'star': 'purple',
+                 'cross': 'orange', 'ring': 'cyan', 'diamond': 'pink', 'heart': 'white'}
+THING_COLOUR_PROB = 0.75
 _COLOUR_RGB = np.array([COLOURS[c] for c in _COLOUR_NAMES], np.float32)
 
 # Each view: classes as the dataset class sees them, and world id -> on-disk value.
@@ -352,16 +360,18 @@ def _fill(cls, u, v, colour, rng):
 
 
 def _place_things(rng, h, w, yy, xx, img, label):
-    """Paint 1-4 things in place; returns the instance map (0 = none) and the objects."""
+    """Paint 1-3 things in place; returns the instance map (0 = none) and the objects."""
     inst = np.zeros((h, w), np.int64)
     objects, areas = [], []
     short = min(h, w)
-    for _ in range(int(rng.integers(1, 5))):
+    for _ in range(int(rng.integers(1, 4))):
         cls_id = int(rng.integers(len(THINGS)))
         cls = THINGS[cls_id]
-        colour_id = int(rng.integers(len(_COLOUR_NAMES)))
+        colour_id = _COLOUR_NAMES.index(THING_COLOURS[cls]) \
+            if rng.random() < THING_COLOUR_PROB else int(rng.integers(len(_COLOUR_NAMES)))
         for _try in range(10):
-            r = rng.uniform(0.13, 0.3) * short
+            # Radius 16-31 px at 96 px: 2-4 patches across in the tiny CLIP's 64 px windows.
+            r = rng.uniform(0.17, 0.32) * short
             cx, cy = rng.uniform(0.35 * r, w - 0.35 * r), rng.uniform(0.35 * r, h - 0.35 * r)
             a = rng.uniform(0, 2 * np.pi) if cls not in ('heart', 'triangle') else \
                 rng.uniform(-0.6, 0.6)
@@ -411,7 +421,8 @@ def _join(parts):
 def _thing_phrase(rng, cls, colours):
     noun = str(rng.choice(WORLD.names(cls)))
     adjs = []
-    if len(set(colours)) == 1 and rng.random() < 0.75:
+    # Colour words only sometimes: a caption matched by colour alone teaches no shape.
+    if len(set(colours)) == 1 and rng.random() < 0.35:
         adjs.append(colours[0])
     if rng.random() < 0.4:
         adjs.append(str(rng.choice(WORLD.patterns[cls])))
@@ -427,15 +438,27 @@ def _stuff_phrase(rng, cls):
     return f'the {phrase}' if noun in _COUNTABLE_STUFF or rng.random() < 0.4 else phrase
 
 
+_THING_TEMPLATES = (
+    '{T}.', 'a photo of {T}.', 'a picture showing {T}.', 'a close-up of {T}.',
+    'an image of {T}.', 'there is {T}.',
+)
+THING_ONLY_CAPTIONS = 2   # of the 5 captions: these name the things only
+
+
 def _captions(rng, things, stuff, n=5):
-    """``n`` captions, each naming every thing group (class -> colour names) and stuff class."""
+    """``n`` captions, each naming every thing group (class -> colour names); the first
+    ``n - THING_ONLY_CAPTIONS`` name every stuff class too, the others no stuff. Captions
+    without the (easy, large) stuff regions can only be matched by the shapes, which pushes a
+    contrastive model to learn them."""
     out = []
-    for tmpl in rng.choice(len(_TEMPLATES), n, replace=False):
+    full = rng.choice(len(_TEMPLATES), n - THING_ONLY_CAPTIONS, replace=False)
+    short = rng.choice(len(_THING_TEMPLATES), THING_ONLY_CAPTIONS, replace=False)
+    for tmpl in [_TEMPLATES[i] for i in full] + [_THING_TEMPLATES[i] for i in short]:
         groups = list(things.items())
         rng.shuffle(groups)
         stuff_order = list(stuff)
         rng.shuffle(stuff_order)
-        text = _TEMPLATES[tmpl].format(
+        text = tmpl.format(
             T=_join([_thing_phrase(rng, c, cols) for c, cols in groups]),
             S=_join([_stuff_phrase(rng, c) for c in stuff_order]))
         out.append(text[0].upper() + text[1:])
@@ -477,7 +500,8 @@ def render_scene(rng, size=(128, 96)):
     """One scene from ``rng`` (a numpy ``Generator``) at ``size`` = (width, height).
 
     Returns ``(rgb HxWx3 uint8, label HxW uint8 world ids, captions: list of 5 str)``; the
-    classes present are exactly ``np.unique(label)`` and every caption names each of them.
+    classes present are exactly ``np.unique(label)``; every caption names each thing
+    present, the first ``5 - THING_ONLY_CAPTIONS`` each stuff class too.
     """
     s = _render(rng, size)
     return s['rgb'], s['label'], s['captions']
