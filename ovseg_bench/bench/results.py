@@ -57,7 +57,8 @@ def cell_key(cfg, dataset):
         method=cfg['method']['type'],
         backbone=backbone.get('model') or backbone.get('path', ''),
         pretrained=backbone.get('pretrained') or 'none',
-        train_data=f"{data['type']}:{data.get('data_root', '')}" if data else 'none',
+        train_data=(f"{data['type']}:{data.get('data_root') or data.get('name', '')}"
+                    if data else 'none'),
         dataset=dataset, setting=head_cls.setting,
         seed=cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
 
