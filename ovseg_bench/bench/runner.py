@@ -2,12 +2,13 @@
 
 A matrix config (``configs/bench/*.py``) names methods x backbones x datasets x seeds and the
 protocol. Each cell is trained once per (method, backbone, seed) when the method is trainable
-(finished training runs are reused), evaluated on every dataset, and written as one result row
-at once (atomically), so an interrupted run keeps every finished row and a rerun resumes.
+(a finished training run is reused while its config and starting weights are unchanged),
+evaluated on every dataset, and written as one result row at once (atomically), so an interrupted run keeps every finished row and a rerun resumes.
 """
 import copy
 import fnmatch
 import glob
+import hashlib
 import logging
 import time
 import traceback
@@ -105,24 +106,57 @@ def ensure_prerequisites(matrix):
         make_synthetic(**spec) if isinstance(spec, dict) else make_synthetic(spec)
     for cfg_path in matrix.get('pretrain', []):
         cfg = Config.fromfile(cfg_path)
-        if not (Path(cfg.work_dir) / 'backbone.pt').is_file():
+        if not is_cached(cfg, 'backbone.pt'):
             print(f'pretraining {cfg_path} (once; cached in {cfg.work_dir})', flush=True)
-            from ..engine.trainer import train
-            train(cfg)
+            train_and_stamp(cfg)
 
 
-def ensure_trained(cfg):
-    """Train ``cfg`` unless its work_dir already holds the final head; returns (path, seconds)."""
-    head_path = Path(cfg.work_dir) / 'head.pt'
-    timing = Path(cfg.work_dir) / 'train_time_s.txt'
-    if head_path.is_file():
-        return head_path, float(timing.read_text()) if timing.is_file() else ''
+# What a training run depends on; protocol, datasets and post-training checks are not part of it.
+TRAINING_KEYS = ('backbone', 'method', 'train_data', 'train')
+
+
+def fingerprint(cfg):
+    """A hash of the training part of ``cfg`` and of the bytes of the weights it starts from,
+    so that a cached run is reused only for the same config on the same pretrained backbone."""
+    digest = hashlib.sha1(results.config_hash(
+        {k: cfg[k] for k in TRAINING_KEYS if k in cfg}).encode())
+    pretrained = cfg.get('backbone', {}).get('pretrained')
+    if pretrained and Path(pretrained).is_file():
+        with open(pretrained, 'rb') as f:
+            digest.update(hashlib.file_digest(f, 'sha1').digest())
+    return digest.hexdigest()[:12]
+
+
+def is_cached(cfg, weights):
+    """Whether ``cfg.work_dir`` holds ``weights`` from a run with ``cfg``'s fingerprint."""
+    work_dir = Path(cfg.work_dir)
+    if not (work_dir / weights).is_file():
+        return False
+    stamp = work_dir / 'fingerprint.txt'
+    if stamp.is_file() and stamp.read_text().strip() == fingerprint(cfg):
+        return True
+    print(f'{work_dir / weights} comes from another config or backbone: retraining', flush=True)
+    return False
+
+
+def train_and_stamp(cfg):
+    """Train ``cfg``; record its fingerprint and wall time in its work_dir; returns seconds."""
     from ..engine.trainer import train
     start = time.perf_counter()
     train(cfg)
     seconds = round(time.perf_counter() - start, 1)
-    timing.write_text(str(seconds))
-    return head_path, seconds
+    (Path(cfg.work_dir) / 'train_time_s.txt').write_text(str(seconds))
+    (Path(cfg.work_dir) / 'fingerprint.txt').write_text(fingerprint(cfg))
+    return seconds
+
+
+def ensure_trained(cfg):
+    """Train ``cfg`` unless its work_dir holds its final head; returns (path, seconds)."""
+    head_path = Path(cfg.work_dir) / 'head.pt'
+    if is_cached(cfg, 'head.pt'):
+        timing = Path(cfg.work_dir) / 'train_time_s.txt'
+        return head_path, float(timing.read_text()) if timing.is_file() else ''
+    return head_path, train_and_stamp(cfg)
 
 
 def run_matrix(matrix_path, only='', force=False, out_dir=None):
@@ -133,13 +167,17 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None):
     csv_path = out_dir / 'results.csv'
     only = parse_only(only)
     ensure_prerequisites(matrix)
-    done = set() if force else {results.row_key(r) for r in results.read_rows(csv_path)}
+    # A finished row counts only if it came from the same cell config (a changed config or
+    # protocol reruns the cell and replaces the row).
+    done = {} if force else {results.row_key(r): r.get('config_hash')
+                             for r in results.read_rows(csv_path)}
     plan = []
     for cfg in cell_configs(matrix):
         todo = []
+        cfg_hash = results.config_hash(cfg.to_dict())
         for dataset in matrix.datasets:
             key = results.cell_key(cfg, dataset)
-            if selected(key, only) and results.row_key(key) not in done:
+            if selected(key, only) and done.get(results.row_key(key)) != cfg_hash:
                 todo.append(dataset)
         if todo:
             plan.append((cfg, todo))

@@ -10,7 +10,7 @@ import pytest
 from mmengine.config import Config
 
 from ovseg_bench.bench import results
-from ovseg_bench.bench.runner import cell_configs, parse_only, run_matrix
+from ovseg_bench.bench.runner import cell_configs, fingerprint, is_cached, parse_only, run_matrix
 from ovseg_bench.registry import load_plugin_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -81,7 +81,15 @@ def test_only_slice_and_force(tmp_path, synth_root, capsys):
     stamp = rows[0]['timestamp']
     time.sleep(1.1)
     run_matrix(matrix, only='dataset=synth_ade', force=True)
-    assert results.read_rows(tmp_path / 'bench' / 'results.csv')[0]['timestamp'] != stamp
+    rows = results.read_rows(tmp_path / 'bench' / 'results.csv')
+    assert rows[0]['timestamp'] != stamp
+    assert run_matrix(matrix, only='dataset=synth_ade') == []      # same config: nothing to do
+    assert results.read_rows(tmp_path / 'bench' / 'results.csv') == rows
+    # A changed protocol is another config: the cell reruns and its row is replaced.
+    matrix.write_text(matrix.read_text() + "protocol['short_side'] = 48\n")
+    run_matrix(matrix, only='dataset=synth_ade')
+    after = results.read_rows(tmp_path / 'bench' / 'results.csv')
+    assert len(after) == 1 and after[0]['short_side'] == '48'
     with pytest.raises(KeyError, match='method, backbone'):
         parse_only('methd=MaskCLIP')
 
@@ -111,3 +119,24 @@ def test_plugin_file_joins_default_matrix_and_leaderboard(tmp_path, synth_root):
     assert 'OutsidePlugin' in board
     with open(tmp_path / 'bench' / 'leaderboard.csv') as f:
         assert any(r['method'].startswith('OutsidePlugin') for r in csv.DictReader(f))
+
+
+def test_cached_run_is_reused_only_for_same_config_and_starting_weights(tmp_path):
+    weights = tmp_path / 'backbone.pt'
+    weights.write_bytes(b'pretrained v1')
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', pretrained=str(weights)),
+                      method=dict(type='SegCLIP'), train=dict(iters=10, seed=0),
+                      protocol=dict(short_side=64), work_dir=str(tmp_path / 'run')))
+    (tmp_path / 'run').mkdir()
+    (tmp_path / 'run' / 'head.pt').write_bytes(b'head')
+    assert not is_cached(cfg, 'head.pt')                    # no fingerprint: unknown origin
+    (tmp_path / 'run' / 'fingerprint.txt').write_text(fingerprint(cfg))
+    assert is_cached(cfg, 'head.pt')
+    assert not is_cached(cfg, 'missing.pt')
+    cfg.protocol.short_side = 128                           # evaluation only: same run
+    assert is_cached(cfg, 'head.pt')
+    cfg.train.iters = 20                                    # another schedule: stale
+    assert not is_cached(cfg, 'head.pt')
+    cfg.train.iters = 10
+    weights.write_bytes(b'pretrained v2')                   # the backbone was retrained: stale
+    assert not is_cached(cfg, 'head.pt')
