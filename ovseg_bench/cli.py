@@ -55,8 +55,10 @@ def cmd_test(args):
 
 def cmd_train(args):
     from .engine.trainer import train
-    train(args.config, cfg_options=args.cfg_options, resume=args.resume,
-          work_dir=args.work_dir, launcher=args.launcher)
+    s = train(args.config, cfg_options=args.cfg_options, resume=args.resume,
+              work_dir=args.work_dir, launcher=args.launcher)
+    print(f'trained {s["iters"]} iterations in {s["train_time_s"]:.0f} s, peak memory '
+          f'{s["peak_mem_mb"]:.0f} MB; weights in {s["work_dir"]}', flush=True)
 
 
 def cmd_bench(args):

@@ -21,6 +21,14 @@ from ..text import load_vocabulary
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 
 
+def peak_memory_mb():
+    """CUDA peak allocation, or on CPU the process's maximum resident set (a high-water
+    mark over the process's life, so give a measurement its own process)."""
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def test_pipeline(protocol):
     short = protocol['short_side']
     return [
@@ -35,6 +43,8 @@ def test_pipeline(protocol):
 def load_head(cfg, checkpoint=None):
     """The method head of ``cfg`` on its backbone, with trained weights if given."""
     load_plugins()
+    # Seeded like training, so an untrained head (the "before training" row) is reproducible.
+    torch.manual_seed(cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
     backbone = build(BACKBONES, cfg['backbone'])
     head = build(METHODS, cfg['method'], backbone=backbone)
     if checkpoint:
@@ -92,8 +102,7 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     metric = runner.test_evaluator.metrics[0]
     n_images = len(runner.test_dataloader.dataset)
     trainable, total = count_params(head)
-    peak = (torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available()
-            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    peak = peak_memory_mb()
     row = dict(
         **results.cell_key(cfg, dataset),
         **{k: round(v, 2) for k, v in metrics.items()},

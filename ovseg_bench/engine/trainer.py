@@ -525,8 +525,9 @@ def train(cfg, cfg_options=None, resume=False, work_dir=None, launcher='none'):
     ``resume``: continue from ``work_dir``'s latest checkpoint (from scratch if none).
     ``launcher``: ``'none'`` or ``'pytorch'`` (under ``torchrun``; gloo without CUDA).
     Summary keys: ``work_dir``, ``iters``, ``backbone`` and ``head`` (exported weights),
-    ``skipped_images``, ``zeroshot`` (dict or None), ``train_time_s``.
+    ``skipped_images``, ``zeroshot`` (dict or None), ``train_time_s``, ``peak_mem_mb``.
     """
+    from .evaluate import peak_memory_mb
     start = time.perf_counter()
     threads = torch.get_num_threads()       # train.cpu_threads applies to this run only
     try:
@@ -544,6 +545,7 @@ def train(cfg, cfg_options=None, resume=False, work_dir=None, launcher='none'):
                    head=str(Path(runner.work_dir) / 'head.pt'),
                    skipped_images=hooks['SkippedImagesHook'].count,
                    zeroshot=zs.result if zs is not None else None,
-                   train_time_s=round(time.perf_counter() - start, 1))
+                   train_time_s=round(time.perf_counter() - start, 1),
+                   peak_mem_mb=round(peak_memory_mb(), 1))
     logging.getLogger(__name__).info('training finished: %s', summary)
     return summary
