@@ -103,8 +103,8 @@ def plot_bars(entries, datasets, path, metric='mIoU'):
     for i, (label, setting, cells) in enumerate(entries):
         means = [cells.get(d, (np.nan, 0, 0))[0] for d in datasets]
         stds = [cells.get(d, (0, 0, 0))[1] for d in datasets]
-        bars = ax.bar(x + (i - (n - 1) / 2) * width, means, width, yerr=stds, label=label,
-                      capsize=2)
+        bars = ax.bar(x + (i - (n - 1) / 2) * width, means, width, label=label,
+                      yerr=stds if any(stds) else None, capsize=2)  # no bars for one seed
         ax.bar_label(bars, fmt='%.1f', fontsize=7, padding=1)
     ax.set_xticks(x, datasets)
     ax.set_ylabel(f'{metric} (%)')
@@ -117,14 +117,18 @@ def plot_bars(entries, datasets, path, metric='mIoU'):
 
 
 def plot_heatmap(per_class_rows, path):
-    """Per-class IoU, one panel per dataset: methods x classes."""
+    """Per-class IoU, one panel per dataset: methods x classes, the value in each cell;
+    a class some method held out as unseen is marked ``*``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     by_dataset = defaultdict(lambda: defaultdict(dict))
+    unseen = defaultdict(set)
     for r in per_class_rows:
         if r['IoU'] not in ('', 'nan'):
             by_dataset[r['dataset']][r['method']][r['class_name']] = float(r['IoU'])
+        if r.get('split') == 'unseen':
+            unseen[r['dataset']].add(r['class_name'])
     if not by_dataset:
         return
     fig, axes = plt.subplots(len(by_dataset), 1, squeeze=False,
@@ -133,9 +137,16 @@ def plot_heatmap(per_class_rows, path):
         classes = list(dict.fromkeys(c for m in methods.values() for c in m))
         grid = np.array([[methods[m].get(c, np.nan) for c in classes] for m in sorted(methods)])
         im = ax.imshow(grid, vmin=0, vmax=100, cmap='viridis', aspect='auto')
+        for (i, j), value in np.ndenumerate(grid):
+            if not np.isnan(value):
+                ax.text(j, i, f'{value:.0f}', ha='center', va='center', fontsize=7,
+                        color='black' if value > 60 else 'white')
         ax.set_yticks(range(len(methods)), sorted(methods), fontsize=8)
-        ax.set_xticks(range(len(classes)), classes, rotation=60, ha='right', fontsize=7)
-        ax.set_title(f'{dataset}: per-class IoU (%)', fontsize=9)
+        ax.set_xticks(range(len(classes)),
+                      [f'{c}*' if c in unseen[dataset] else c for c in classes],
+                      rotation=60, ha='right', fontsize=7)
+        ax.set_title(f'{dataset}: per-class IoU (%)'
+                     + ('; * unseen in zero-shot training' if unseen[dataset] else ''), fontsize=9)
         fig.colorbar(im, ax=ax, fraction=0.02)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -143,7 +154,11 @@ def plot_heatmap(per_class_rows, path):
 
 
 def palette(n, seed=3):
+    """256 RGB colours: tab20's distinct ones for up to 20 classes, random ones beyond."""
+    from matplotlib import colormaps
     colours = np.random.default_rng(seed).integers(40, 255, (max(n, 256), 3), dtype=np.uint8)
+    if n <= 20:
+        colours[:20] = (np.array(colormaps['tab20'].colors) * 255).astype(np.uint8)
     colours[255] = 0  # ignore: black
     return colours
 
@@ -164,7 +179,9 @@ def plot_qualitative(pred_dirs, dataset, path, n_images=4, data_root=None):
     ds = load_dataset_cfg(dataset, data_root)
     data = DATASETS.build(split_cfg(ds, 'eval'))
     items = [data.get_data_info(i) for i in range(min(n_images, len(data)))]
-    colours = palette(len(load_vocabulary(ds['vocabulary'])))
+    vocabulary = load_vocabulary(ds['vocabulary'])
+    colours = palette(len(vocabulary))
+    shown = set()  # class indices in any panel, for the colour legend
     cols = 2 + len(pred_dirs)
     fig, axes = plt.subplots(len(items), cols, squeeze=False, figsize=(2.2 * cols, 1.8 * len(items)))
     for r, item in enumerate(items):
@@ -174,9 +191,12 @@ def plot_qualitative(pred_dirs, dataset, path, n_images=4, data_root=None):
         stem = Path(item['img_path']).stem
         panels = [('image', np.asarray(Image.open(item['img_path']).convert('RGB'))),
                   ('ground truth', colours[gt.clip(0, 255)])]
+        shown.update(np.unique(gt).tolist())
         for label, folder in pred_dirs.items():
             pred = Path(folder) / f'{stem}.png'
-            panels.append((label, colours[np.asarray(Image.open(pred))] if pred.is_file()
+            pred = np.asarray(Image.open(pred)) if pred.is_file() else None
+            shown.update(np.unique(pred).tolist() if pred is not None else [])
+            panels.append((label, colours[pred] if pred is not None
                            else np.zeros_like(panels[0][1])))
         for c, (title, img) in enumerate(panels):
             ax = axes[r, c]
@@ -184,8 +204,14 @@ def plot_qualitative(pred_dirs, dataset, path, n_images=4, data_root=None):
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title(title, fontsize=8)
+    from matplotlib.patches import Patch
+    names = {**{i: v[0] if isinstance(v, (list, tuple)) else v  # a class's first name
+                for i, v in enumerate(vocabulary)}, 255: 'ignore'}
+    handles = [Patch(color=colours[i] / 255, label=names.get(i, str(i))) for i in sorted(shown)]
+    fig.legend(handles=handles, loc='lower center', ncol=min(len(handles), 10), fontsize=7,
+               frameon=False)
     fig.suptitle(f'{dataset}: predictions on the first validation images', fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.06, 1, 1))  # room for the legend
     fig.savefig(path, dpi=110)
     plt.close(fig)
 

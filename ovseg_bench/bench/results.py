@@ -42,6 +42,7 @@ def _write_atomic(path, fields, rows):
         writer.writerows(rows)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the results from other users
     os.replace(tmp, path)
 
 
