@@ -1,12 +1,12 @@
-# PACL as in the paper: frozen CLIP ViT-B/16 (local weights, see the base config), vision and
-# text embedders trained on GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context,
+# PACL as in the paper: frozen CLIP ViT-B/16 (local weights, see the base config), the vision
+# embedder trained on GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context,
 # COCO-Stuff and ADE20K. Needs the user's data and weights and, realistically, GPUs:
 #   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_b16.py \
 #       --launcher pytorch
 #   ovseg-bench test configs/pacl/pacl_vit_b16.py --checkpoint work_dirs/pacl_vit_b16/head.pt
 _base_ = ['../_base_/backbones/vit_b16.py']
 
-method = dict(type='PACL', text_embedder='residual', activation='relu', init='identity',
+method = dict(type='PACL', text_embedder='identity', activation='relu', init='identity',
               patch_temperature=1.0, learn_logit_scale=True, last_block='std',
               text_chunk=1024)   # B x B compatibility in blocks of 1024 captions
 

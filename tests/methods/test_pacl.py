@@ -161,7 +161,7 @@ def test_identity_init_is_frozen_clip():
 
 
 def test_text_fingerprint_follows_the_text_embedder():
-    head = PACL(FakeBackbone())
+    head = PACL(FakeBackbone(), text_embedder='residual')
     first = head.text_fingerprint()
     assert head.text_fingerprint() == first
     with torch.no_grad():
