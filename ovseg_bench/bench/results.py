@@ -79,11 +79,19 @@ def fmt(value):
     return f'{value:.2f}' if isinstance(value, float) else value
 
 
-def git_commit():
+def git_commit(repo=None):
+    """Short commit of the code that made a row (``repo``: this package's checkout),
+    ``-dirty`` when tracked files had changes (such a row cannot be reproduced from the
+    commit alone)."""
+    def git(*args):
+        return subprocess.run(['git', *args], capture_output=True, text=True,
+                              cwd=repo or Path(__file__).parent, timeout=10)
     try:
-        out = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=10)
-        return out.stdout.strip() or 'unknown'
+        commit = git('rev-parse', '--short', 'HEAD').stdout.strip()
+        if not commit:
+            return 'unknown'
+        dirty = git('diff-index', '--quiet', 'HEAD', '--').returncode == 1
+        return commit + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError):
         return 'unknown'
 

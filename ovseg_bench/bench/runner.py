@@ -86,15 +86,27 @@ def selected(key, only):
 
 
 class Progress:
-    """One line per event: which cell, how far, elapsed and time left."""
+    """One line per event: which cell, how far, elapsed and time left. The estimate covers
+    the evaluations (timed apart from training) and names the training runs still ahead,
+    whose own progress and ETA are in the trainer's log lines."""
 
-    def __init__(self, total):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
+    def __init__(self, total, trainings=0):
+        self.total, self.done, self.trainings = total, 0, trainings
+        self.start, self.train_s = time.perf_counter(), 0.0
+
+    def trained(self, seconds):
+        self.trainings -= 1
+        self.train_s += seconds
 
     def say(self, text):
         elapsed = time.perf_counter() - self.start
-        left = elapsed / self.done * (self.total - self.done) if self.done else float('nan')
-        eta = f'{left / 60:.1f} min left' if self.done else 'estimating'
+        if self.done:
+            left = (elapsed - self.train_s) / self.done * (self.total - self.done)
+            eta = f'{left / 60:.1f} min of evaluation left'
+        else:
+            eta = 'estimating'
+        if self.trainings:
+            eta += f' + {self.trainings} training run(s)'
         print(f'[{self.done}/{self.total} | {elapsed / 60:.1f} min | {eta}] {text}', flush=True)
 
 
@@ -181,7 +193,8 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None):
                 todo.append(dataset)
         if todo:
             plan.append((cfg, todo))
-    progress = Progress(sum(len(t) for _, t in plan))
+    progress = Progress(sum(len(t) for _, t in plan),
+                        sum(METHODS.get(cfg.method.type).trainable for cfg, _ in plan))
     if not plan:
         print(f'nothing to do: every selected cell is in {csv_path} (use --force to rerun)')
     failures = []
@@ -191,7 +204,11 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None):
             checkpoint, train_s = None, ''
             if METHODS.get(method).trainable:
                 progress.say(f'{method}: training ({cfg.work_dir})')
-                checkpoint, train_s = ensure_trained(cfg)
+                start = time.perf_counter()
+                try:
+                    checkpoint, train_s = ensure_trained(cfg)
+                finally:
+                    progress.trained(time.perf_counter() - start)
             head = load_head(cfg, checkpoint)
         except Exception as e:  # one failing cell is reported, the rest go on
             failures += [(method, d, e) for d in todo]

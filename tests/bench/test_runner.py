@@ -10,7 +10,9 @@ import pytest
 from mmengine.config import Config
 
 from ovseg_bench.bench import results
-from ovseg_bench.bench.runner import cell_configs, fingerprint, is_cached, parse_only, run_matrix
+from ovseg_bench.bench import runner
+from ovseg_bench.bench.runner import (Progress, cell_configs, fingerprint, is_cached, parse_only,
+                                      run_matrix)
 from ovseg_bench.registry import load_plugin_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -140,3 +142,18 @@ def test_cached_run_is_reused_only_for_same_config_and_starting_weights(tmp_path
     cfg.train.iters = 10
     weights.write_bytes(b'pretrained v2')                   # the backbone was retrained: stale
     assert not is_cached(cfg, 'head.pt')
+
+
+def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
+    clock = iter([0.0, 0.0, 660.0])    # start; first line; after a 600 s training and a 60 s eval
+    monkeypatch.setattr(runner.time, 'perf_counter', lambda: next(clock))
+    progress = Progress(total=4, trainings=2)
+    progress.say('A: training')
+    progress.trained(600.0)
+    progress.done = 1                          # one evaluation took the remaining 60 s
+    progress.say('A x d1: mIoU 1.00')
+    first, second = capsys.readouterr().out.splitlines()
+    assert first == '[0/4 | 0.0 min | estimating + 2 training run(s)] A: training'
+    # 3 evaluations of 60 s left, not 3 x 660 s; one training still ahead
+    assert second == ('[1/4 | 11.0 min | 3.0 min of evaluation left + 1 training run(s)] '
+                      'A x d1: mIoU 1.00')
