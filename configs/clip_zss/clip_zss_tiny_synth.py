@@ -29,6 +29,7 @@ method = dict(
     pseudo_min_ignore=0.5,                 # a region mostly unannotated -> pseudo class
     max_pseudo=16,
     synthesizer_heads=4,
+    detach_pseudo_weights=False,           # the pixel loss trains the synthesizer too
     loss_weights=dict(seg=1.0, pseudo=1.0, glm=1.0, align=1.0))
 
 # Seen-class pixel labels: synth_coco's train split (COCO-Stuff layout, 8 things + 6 stuff),

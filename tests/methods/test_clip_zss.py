@@ -275,3 +275,17 @@ def test_an_mmseg_encoder_by_config(backbone):
         logits = head.predict_dense(torch.randn(1, 3, 64, 96),
                                     F.normalize(torch.randn(3, backbone.embed_dim), dim=-1))
     assert logits.shape == (1, 3, 16, 24)        # output stride 4
+
+
+@pytest.mark.parametrize('detach', [False, True])
+def test_pixel_loss_trains_the_synthesizer_unless_detached(backbone, detach):
+    """The pseudo-label loss reaches the synthesizer (default), or only the alignment does."""
+    head = make_head(backbone, use_glm=False, detach_pseudo_weights=detach)
+    head.train()
+    images, gt = scene()
+    out = head.forward_train(dict(images=images, gt_seg=gt))
+    assert out['loss_pseudo'] > 0
+    out['loss_pseudo'].backward()
+    grads = [p.grad for p in head.synthesizer.parameters() if p.grad is not None]
+    reached = any(g.abs().sum() > 0 for g in grads)
+    assert reached != detach
