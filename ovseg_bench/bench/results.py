@@ -90,7 +90,8 @@ def git_commit(repo=None):
         commit = git('rev-parse', '--short', 'HEAD').stdout.strip()
         if not commit:
             return 'unknown'
-        dirty = git('diff-index', '--quiet', 'HEAD', '--').returncode == 1
+        # status (not diff-index) refreshes the index: a touched but unchanged file is clean
+        dirty = bool(git('status', '--porcelain', '--untracked-files=no').stdout.strip())
         return commit + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError):
         return 'unknown'
