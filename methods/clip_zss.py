@@ -77,28 +77,34 @@ class IgnoreUnseenClasses(BaseTransform):
 
 # ---------------------------------------------------------------------------- clustering
 def spherical_kmeans(x, k, iters=10):
-    """K-means of L2-normalised rows ``x`` (N,D) under cosine similarity.
+    """K-means of L2-normalised rows under cosine similarity, for one image or a batch.
 
-    Deterministic farthest-point initialisation (first centre: the row closest to the mean
-    direction; then, repeatedly, the row least similar to every centre chosen so far).
-    Returns ``(assign N long, centres k,D)``; ``k`` is capped at N.
+    ``x``: N,D rows, or B,N,D (B independent problems solved together: one matmul per step
+    for the whole batch instead of a Python loop per image). Deterministic farthest-point
+    initialisation (first centre: the row closest to the mean direction; then, repeatedly,
+    the row least similar to every centre chosen so far). Returns ``(assign, centres)``,
+    N / B,N long and k,D / B,k,D; ``k`` is capped at N.
     """
-    n = x.shape[0]
+    single = x.dim() == 2
+    if single:
+        x = x[None]
+    b, n, _ = x.shape
     k = max(1, min(int(k), n))
-    first = int((x @ F.normalize(x.mean(0), dim=0)).argmax())
-    idx = [first]
-    nearest = x @ x[first]
+    rows = torch.arange(b, device=x.device)
+    mean_dir = F.normalize(x.mean(1), dim=-1)
+    idx = [torch.einsum('bnd,bd->bn', x, mean_dir).argmax(1)]
+    nearest = torch.einsum('bnd,bd->bn', x, x[rows, idx[0]])
     for _ in range(1, k):
-        nxt = int(nearest.argmin())
-        idx.append(nxt)
-        nearest = torch.maximum(nearest, x @ x[nxt])
-    centres = x[idx]
+        idx.append(nearest.argmin(1))
+        nearest = torch.maximum(nearest, torch.einsum('bnd,bd->bn', x, x[rows, idx[-1]]))
+    centres = x[rows[:, None], torch.stack(idx, 1)]                           # B,k,D
     for _ in range(iters):
-        assign = (x @ centres.t()).argmax(1)
-        sums = torch.zeros_like(centres).index_add_(0, assign, x)
-        counts = torch.bincount(assign, minlength=k)
-        centres = torch.where(counts[:, None] > 0, F.normalize(sums, dim=-1), centres)
-    return (x @ centres.t()).argmax(1), centres
+        member = F.one_hot((x @ centres.transpose(1, 2)).argmax(2), k).to(x.dtype)  # B,N,k
+        sums = member.transpose(1, 2) @ x
+        counts = member.sum(1)[..., None]
+        centres = torch.where(counts > 0, F.normalize(sums, dim=-1), centres)
+    assign = (x @ centres.transpose(1, 2)).argmax(2)
+    return (assign[0], centres[0]) if single else (assign, centres)
 
 
 def connected_components(adj):
@@ -124,10 +130,19 @@ def multiscale_kmeans_fusion(x, ks=(2, 4, 8), threshold=0.9, iters=10):
     the union of its masks. Every token belongs to one mask per scale, hence to one or more
     fused regions; it is given the one whose prototype (normalised mean token over the
     region) it is most similar to. Returns ``(label N long in 0..G-1, prototypes G,D)``.
+    A batch B,N,D gives a list of B such pairs (K-means batched, fusion per image).
     """
+    if x.dim() == 2:
+        return multiscale_kmeans_fusion(x[None], ks, threshold, iters)[0]
+    assigns = [spherical_kmeans(x, k, iters)[0] for k in ks]                  # each B,N
+    return [fuse_masks(x[i], [a[i] for a in assigns], threshold) for i in range(len(x))]
+
+
+def fuse_masks(x, assigns, threshold):
+    """The fusion step of :func:`multiscale_kmeans_fusion` for one image: ``x`` N,D tokens,
+    ``assigns`` one N-long cluster assignment per scale."""
     masks = []
-    for k in ks:
-        assign, _ = spherical_kmeans(x, k, iters)
+    for assign in assigns:
         one_hot = F.one_hot(assign, max(int(assign.max()) + 1, 1)).t().bool()   # k,N
         masks.append(one_hot[one_hot.any(1)])
     masks = torch.cat(masks)                                                  # M,N
@@ -548,18 +563,17 @@ class CLIPZSS(MethodHead):
         unlabelled = F.adaptive_avg_pool2d((target == IGNORE).float()[:, None], (h, w))[:, 0]
         regions = torch.full((b, h, w), -1, dtype=torch.long, device=target.device)
         features = []
-        for i in range(b):
-            x = tokens[i].reshape(h * w, -1)
-            label, protos = multiscale_kmeans_fusion(x, self.kmeans_ks, self.fusion_threshold,
-                                                     self.kmeans_iters)
+        fused = multiscale_kmeans_fusion(tokens.reshape(b, h * w, -1), self.kmeans_ks,
+                                         self.fusion_threshold, self.kmeans_iters)
+        for i, (label, protos) in enumerate(fused):
             g = protos.shape[0]
             size = torch.bincount(label, minlength=g).float()
-            share = torch.zeros(g, device=x.device).index_add_(
+            share = torch.zeros(g, device=tokens.device).index_add_(
                 0, label, unlabelled[i].flatten()) / size.clamp_min(1)
             keep = (share >= self.pseudo_min_ignore).nonzero()[:, 0]
             keep = keep[size[keep].argsort(descending=True)][:self.max_pseudo]
-            remap = torch.full((g,), -1, dtype=torch.long, device=x.device)
-            remap[keep] = torch.arange(len(keep), device=x.device)
+            remap = torch.full((g,), -1, dtype=torch.long, device=tokens.device)
+            remap[keep] = torch.arange(len(keep), device=tokens.device)
             regions[i] = remap[label].view(h, w)
             features.append(protos[keep])
         return regions, features

@@ -213,6 +213,36 @@ def test_kmeans_and_mask_fusion_recover_well_separated_regions():
         assert len(pairs) == 3
 
 
+def _reference_kmeans(x, k, iters):
+    """Lloyd's spherical K-means for one image, written plainly (loops over rows)."""
+    first = int((x @ F.normalize(x.mean(0), dim=0)).argmax())
+    idx, nearest = [first], x @ x[first]
+    for _ in range(1, k):
+        idx.append(int(nearest.argmin()))
+        nearest = torch.maximum(nearest, x @ x[idx[-1]])
+    centres = x[idx]
+    for _ in range(iters):
+        assign = (x @ centres.t()).argmax(1)
+        for c in range(k):
+            if (assign == c).any():
+                centres[c] = F.normalize(x[assign == c].sum(0), dim=0)
+    return (x @ centres.t()).argmax(1)
+
+
+def test_batched_kmeans_solves_each_image_on_its_own():
+    torch.manual_seed(1)
+    x = F.normalize(torch.randn(5, 64, 16), dim=-1)
+    assign, centres = spherical_kmeans(x, 4, iters=10)
+    assert assign.shape == (5, 64) and centres.shape == (5, 4, 16)
+    for i in range(5):
+        assert torch.equal(assign[i], _reference_kmeans(x[i], 4, 10))
+        assert torch.equal(spherical_kmeans(x[i], 4, iters=10)[0], assign[i])
+    fused = multiscale_kmeans_fusion(x, (2, 4), threshold=0.9)
+    for i, (label, protos) in enumerate(fused):
+        one_label, one_protos = multiscale_kmeans_fusion(x[i], (2, 4), threshold=0.9)
+        assert torch.equal(label, one_label) and torch.allclose(protos, one_protos)
+
+
 def test_connected_components_is_transitive():
     adj = torch.zeros(5, 5, dtype=torch.bool)
     adj[0, 2] = adj[2, 0] = adj[2, 4] = adj[4, 2] = True
