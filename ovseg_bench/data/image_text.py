@@ -3,8 +3,12 @@
 Datasets (registered in mmseg's ``DATASETS``), map-style, one dict per item:
 
 * :class:`CocoCaptionDataset` -- COCO captions JSON (``captions_{train,val}2017.json``);
+* :class:`KarpathyCaptionDataset` -- Karpathy's split file (``dataset_coco.json``: COCO 2014
+  images in train/restval/val/test);
 * :class:`CsvCaptionDataset` -- a CSV/TSV of image path + caption (how CC3M/CC12M are kept);
-* :class:`WebDatasetShards` -- img2dataset-style tar shards (``{key}.jpg`` + ``{key}.txt``).
+* :class:`WebDatasetShards` -- img2dataset-style tar shards (``{key}.jpg`` + ``{key}.txt``),
+  named by globs and/or shell brace ranges (``{00000..01242}.tar``);
+* :class:`ConcatCaptionDatasets` -- several of the above as one (e.g. CC3M + COCO).
 
 An item holds ``images`` (3,H,W uint8 RGB: normalisation is the model's job), ``captions``
 (one caption drawn from the image's captions), ``all_captions``, ``img_path`` and whatever views
@@ -23,6 +27,7 @@ import io
 import json
 import logging
 import os
+import re
 import tarfile
 from contextlib import redirect_stdout
 from pathlib import Path
@@ -194,6 +199,91 @@ class CocoCaptionDataset(ImageTextDataset):
         return read_rgb(self.image_path(index))
 
 
+KARPATHY_SPLITS = ('train', 'restval', 'val', 'test')
+
+
+@DATASETS.register_module()
+class KarpathyCaptionDataset(ImageTextDataset):
+    """Karpathy's caption split file (``dataset_coco.json`` of ``caption_datasets.zip``).
+
+    The file lists every COCO 2014 image once: ``images[]`` with ``filepath`` (``train2014`` or
+    ``val2014``), ``filename``, ``split`` (``train`` 82,783 = all of train2014; ``restval``
+    30,504, ``val`` 5,000 and ``test`` 5,000 from val2014), ``cocoid`` and ``sentences[]`` whose
+    ``raw`` is the caption. ``split``: one split name or several; ``('train', 'restval')`` is
+    the usual 113k-image caption training set.
+
+    Images are read from ``img_root/filepath/filename``; ``img_root`` defaults to
+    ``data_root``, the folder holding COCO's ``train2014/`` and ``val2014/`` (an entry without
+    ``filepath``, as in Karpathy's Flickr files, is read from ``img_root/filename``).
+    ``exclude_ann_file``: a COCO-format JSON (e.g. ``annotations/captions_val2017.json``, also
+    relative to ``data_root``) whose image ids are left out -- val2017 is a subset of val2014,
+    so ``restval`` holds images that COCO-Stuff / COCO-Object evaluate on.
+    """
+
+    def __init__(self, data_root='', ann_file='dataset_coco.json', split=('train', 'restval'),
+                 img_root=None, exclude_ann_file=None, pipeline=(), max_skip=50):
+        root = Path(data_root or '')
+        self.ann_file = root / ann_file
+        self.img_root = root / img_root if img_root is not None else root
+        self.splits = (split,) if isinstance(split, str) else tuple(split)
+        unknown = sorted(set(self.splits) - set(KARPATHY_SPLITS))
+        if unknown or not self.splits:
+            raise ValueError(f'KarpathyCaptionDataset: unknown split {unknown or self.splits}; '
+                             f'the splits of {ann_file} are {list(KARPATHY_SPLITS)}')
+        self.exclude_ann_file = root / exclude_ann_file if exclude_ann_file else None
+        self.source = f'{self.ann_file} (split {"+".join(self.splits)})'
+        self.num_excluded = 0
+        super().__init__(pipeline, max_skip)
+
+    def _excluded_ids(self):
+        if self.exclude_ann_file is None:
+            return set()
+        if not self.exclude_ann_file.is_file():
+            raise FileNotFoundError(f'exclude_ann_file not found: {self.exclude_ann_file}')
+        with open(self.exclude_ann_file, encoding='utf-8') as f:
+            return {img['id'] for img in json.load(f).get('images', ())}
+
+    def load_records(self):
+        if not self.ann_file.is_file():
+            raise FileNotFoundError(
+                f'Karpathy split file not found: {self.ann_file} (dataset_coco.json from '
+                f'caption_datasets.zip, see docs/datasets/README.md)')
+        with open(self.ann_file, encoding='utf-8') as f:
+            data = json.load(f)
+        images = data.get('images') if isinstance(data, dict) else None
+        if not images or not isinstance(images, list):
+            raise ValueError(f'{self.ann_file} lists no images (expected Karpathy\'s format: '
+                             f'{{"images": [{{"filepath", "filename", "split", "sentences"}}]}})')
+        if 'sentences' not in images[0]:
+            hint = (' -- it looks like an official COCO captions file: read it with '
+                    'CocoCaptionDataset' if 'annotations' in data else '')
+            raise ValueError(f'{self.ann_file}: images carry no "sentences", not Karpathy\'s '
+                             f'format{hint}')
+        excluded = self._excluded_ids()
+        wanted = set(self.splits)
+        records = []
+        for info in images:
+            if info.get('split') not in wanted:
+                continue
+            if info.get('cocoid') in excluded:
+                self.num_excluded += 1
+                continue
+            caps = [s['raw'].strip() for s in info.get('sentences', ())
+                    if s.get('raw', '').strip()]
+            if caps:
+                records.append((os.path.join(info.get('filepath', ''), info['filename']), caps))
+        if excluded:
+            print_log(f'{self.source}: {self.num_excluded} images of {self.exclude_ann_file} '
+                      f'left out', logger='current')
+        return records
+
+    def image_path(self, index):
+        return str(self.img_root / self.records[index][0])
+
+    def read_image(self, index):
+        return read_rgb(self.image_path(index))
+
+
 @DATASETS.register_module()
 class CsvCaptionDataset(ImageTextDataset):
     """A CSV/TSV with one (image, caption) per row, as CC3M/CC12M are usually kept.
@@ -251,25 +341,100 @@ class CsvCaptionDataset(ImageTextDataset):
         return read_rgb(self.image_path(index))
 
 
+_NUMERIC_RANGE = re.compile(r'(-?\d+)\.\.(-?\d+)')
+_GLOB_CHARS = re.compile(r'[*?[]')
+
+
+def _brace_body(pattern, start):
+    """End index of the brace opened at ``start`` and the positions of its top-level commas;
+    ``(None, [])`` when it is never closed."""
+    depth, commas = 0, []
+    for i in range(start, len(pattern)):
+        c = pattern[i]
+        if c == '{':
+            depth += 1
+        elif c == '}':
+            depth -= 1
+            if depth == 0:
+                return i, commas
+        elif c == ',' and depth == 1:
+            commas.append(i)
+    return None, []
+
+
+def _numeric_range(first, last):
+    # zero padding as in bash: to the wider endpoint when either is written with a leading 0
+    padded = any(len(e.lstrip('-')) > 1 and e.lstrip('-').startswith('0') for e in (first, last))
+    width = max(len(first), len(last)) if padded else 0
+    a, b = int(first), int(last)
+    step = 1 if a <= b else -1
+    return [f'{n:0{width}d}' for n in range(a, b + step, step)]
+
+
+def expand_braces(pattern):
+    """Shell brace expansion of ``pattern``, in order: numeric ranges ``{00000..01242}``
+    (inclusive, zero-padded when an endpoint is) and lists ``{cc3m,cc12m}``; several braces
+    multiply and lists nest. A brace that is neither (``{x}``, unclosed) stays literal."""
+    start = pattern.find('{')
+    if start < 0:
+        return [pattern]
+    end, commas = _brace_body(pattern, start)
+    if end is None:
+        return [pattern]
+    head, body, tails = pattern[:start], pattern[start + 1:end], expand_braces(pattern[end + 1:])
+    span = _NUMERIC_RANGE.fullmatch(body)
+    if span:
+        options = _numeric_range(*span.groups())
+    elif commas:
+        cuts = [start] + commas + [end]
+        options = [o for a, b in zip(cuts, cuts[1:]) for o in expand_braces(pattern[a + 1:b])]
+    else:
+        return [head + '{' + body + '}' + t for t in tails]
+    return [head + o + t for o in options for t in tails]
+
+
+def resolve_shards(shards):
+    """The tar files named by ``shards`` (a pattern or a list of them), in order. A pattern is
+    brace-expanded (:func:`expand_braces`); each result is a glob or a path, and every one must
+    match a file: a missing shard fails naming the pattern and the paths that match nothing."""
+    patterns = [shards] if isinstance(shards, (str, Path)) else list(shards)
+    if not patterns:
+        raise ValueError('WebDatasetShards: no shard pattern given')
+    paths = []
+    for pattern in patterns:
+        expanded = expand_braces(str(pattern))
+        missing = []
+        for path in expanded:
+            found = sorted(glob.glob(path)) if _GLOB_CHARS.search(path) else (
+                [path] if os.path.isfile(path) else [])
+            if not found:
+                missing.append(path)
+            paths += found
+        if len(expanded) == 1 and missing:
+            raise FileNotFoundError(f'no tar shard matches {pattern}')
+        if missing:
+            shown = ', '.join(missing[:5]) + (f' ... (+{len(missing) - 5} more)'
+                                             if len(missing) > 5 else '')
+            raise FileNotFoundError(f'{len(missing)} of the {len(expanded)} shards named by '
+                                    f'{pattern} match no file: {shown}')
+    return paths
+
+
 @DATASETS.register_module()
 class WebDatasetShards(ImageTextDataset):
     """img2dataset-style tar shards: ``{key}.jpg`` (or png/webp) + ``{key}.txt`` [+ ``.json``].
 
-    ``shards``: a glob pattern, a path, or a list of them. Every shard is indexed once at
-    construction (member offsets, with ``tarfile``), so items are read by random access. A
-    sample without a ``.txt`` uses the ``caption`` of its ``.json`` if any; samples without an
-    image or a caption are left out (counted in the log).
+    ``shards``: a pattern or a list of them; a pattern is a path, a glob (``data/cc3m/*.tar``)
+    and/or a shell brace expression (``data/cc12m/{00000..01242}.tar``, ``{cc3m,cc12m}``), see
+    :func:`resolve_shards`. Every shard is indexed once at construction (member offsets, with
+    ``tarfile``), so items are read by random access. A sample without a ``.txt`` uses the
+    ``caption`` of its ``.json`` if any; samples without an image or a caption are left out
+    (counted in the log).
     """
 
     def __init__(self, shards, pipeline=(), max_skip=50):
         patterns = [shards] if isinstance(shards, (str, Path)) else list(shards)
-        paths = []
-        for pattern in patterns:
-            found = sorted(glob.glob(str(pattern)))
-            if not found:
-                raise FileNotFoundError(f'no tar shard matches {pattern}')
-            paths += found
-        self.shards = paths
+        self.shards = resolve_shards(patterns)
         self.source = ', '.join(map(str, patterns))
         self._handles = {}
         super().__init__(pipeline, max_skip)
@@ -342,6 +507,55 @@ class WebDatasetShards(ImageTextDataset):
         state = dict(self.__dict__)
         state['_handles'] = {}
         return state
+
+
+@DATASETS.register_module()
+class ConcatCaptionDatasets(torch.utils.data.Dataset):
+    """Several image-caption datasets as one: the items of the first, then the second, ...
+    (SegCLIP trains on CC3M and COCO together).
+
+    ``datasets``: dataset configs (or built datasets). ``pipeline``: given to every member
+    config that sets none, so a shared pipeline is written once.
+    """
+
+    def __init__(self, datasets, pipeline=None):
+        built = []
+        for ds in datasets:
+            if isinstance(ds, dict):
+                ds = dict(ds)
+                if pipeline is not None:
+                    ds.setdefault('pipeline', pipeline)
+                ds = DATASETS.build(ds)
+            built.append(ds)
+        if not built:
+            raise ValueError('ConcatCaptionDatasets: no datasets given')
+        self.datasets = built
+        self.ends = np.cumsum([len(d) for d in built])
+
+    def __len__(self):
+        return int(self.ends[-1])
+
+    def __getitem__(self, index):
+        index = int(index)
+        if not 0 <= index < len(self):
+            raise IndexError(f'index {index} out of range for {len(self)} images')
+        part = int(np.searchsorted(self.ends, index, side='right'))
+        start = int(self.ends[part - 1]) if part else 0
+        return self.datasets[part][index - start]
+
+    @property
+    def skipped(self):
+        return {p: r for d in self.datasets for p, r in getattr(d, 'skipped', {}).items()}
+
+    @property
+    def num_skipped(self):
+        return len(self.skipped)
+
+    @property
+    def metainfo(self):
+        parts = [getattr(d, 'metainfo', {}) for d in self.datasets]
+        return dict(source=' + '.join(str(p.get('source', '?')) for p in parts),
+                    num_images=len(self), parts=parts)
 
 
 # ---------------------------------------------------------------------------- transforms

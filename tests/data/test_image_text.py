@@ -9,9 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
-from ovseg_bench.data.image_text import (CocoCaptionDataset, CsvCaptionDataset, MultiCropViews,
-                                         PatchMask, Superpixels, WebDatasetShards, pack,
-                                         image_text_collate)
+from ovseg_bench.data.image_text import (CocoCaptionDataset, ConcatCaptionDatasets,
+                                         CsvCaptionDataset, KarpathyCaptionDataset,
+                                         MultiCropViews, PatchMask, Superpixels,
+                                         WebDatasetShards, expand_braces, image_text_collate,
+                                         pack)
 
 PIPE = [dict(type='ToTensorRGB')]
 
@@ -57,6 +59,64 @@ def test_coco_captions_load(tmp_path):
     assert torch.equal(item['images'], torch.from_numpy(ref.transpose(2, 0, 1).copy()))
 
 
+def write_karpathy(root):
+    """Karpathy's ``dataset_coco.json`` in its exact format, with COCO 2014 image folders:
+    one image per split, plus a restval image without sentences."""
+    entries = [('train2014', 'train', 9), ('val2014', 'restval', 139), ('val2014', 'val', 285),
+               ('val2014', 'test', 632), ('val2014', 'restval', 724)]
+    images, sentid = [], 0
+    for imgid, (folder, split, cocoid) in enumerate(entries):
+        filename = f'COCO_{folder}_{cocoid:012d}.jpg'
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / folder / filename).write_bytes(jpeg_bytes(imgid))
+        n_sentences = 0 if cocoid == 724 else 5
+        sentences = []
+        for j in range(n_sentences):
+            raw = f'{split} image {cocoid} caption {j}. '     # raw captions keep odd spacing
+            sentences.append(dict(tokens=raw.lower().strip(' .').split(), raw=raw,
+                                  imgid=imgid, sentid=sentid))
+            sentid += 1
+        images.append(dict(filepath=folder, sentids=[s['sentid'] for s in sentences],
+                           filename=filename, imgid=imgid, split=split, sentences=sentences,
+                           cocoid=cocoid))
+    ann = root / 'dataset_coco.json'
+    ann.write_text(json.dumps(dict(images=images, dataset='coco')))
+    return ann
+
+
+def test_karpathy_split_file(tmp_path):
+    write_karpathy(tmp_path)
+    ds = KarpathyCaptionDataset(data_root=str(tmp_path), pipeline=PIPE)
+    assert len(ds) == 2                       # train + restval; the caption-less one left out
+    assert ds.image_path(0) == str(tmp_path / 'train2014' / 'COCO_train2014_000000000009.jpg')
+    assert ds.image_path(1) == str(tmp_path / 'val2014' / 'COCO_val2014_000000000139.jpg')
+    item = ds[1]
+    assert item['all_captions'][0] == 'restval image 139 caption 0.'
+    assert len(item['all_captions']) == 5 and item['captions'] in item['all_captions']
+    assert item['images'].shape == (3, 32, 40)
+
+    test = KarpathyCaptionDataset(data_root=str(tmp_path), split='test')
+    assert [test.image_path(0)] == [str(tmp_path / 'val2014' / 'COCO_val2014_000000000632.jpg')]
+    assert len(KarpathyCaptionDataset(data_root=str(tmp_path),
+                                      split=('train', 'restval', 'val', 'test'))) == 4
+
+    # images of an evaluation set (COCO 2017 val is a subset of 2014 val) can be left out
+    (tmp_path / 'annotations').mkdir()
+    (tmp_path / 'annotations' / 'captions_val2017.json').write_text(json.dumps(
+        dict(images=[dict(id=139, file_name='000000000139.jpg')], annotations=[])))
+    clean = KarpathyCaptionDataset(data_root=str(tmp_path),
+                                   exclude_ann_file='annotations/captions_val2017.json')
+    assert len(clean) == 1 and clean.num_excluded == 1
+
+    with pytest.raises(ValueError, match="'restvall'.*restval"):
+        KarpathyCaptionDataset(data_root=str(tmp_path), split=('train', 'restvall'))
+    with pytest.raises(FileNotFoundError, match='caption_datasets.zip'):
+        KarpathyCaptionDataset(data_root=str(tmp_path / 'nowhere'))
+    coco = write_coco(tmp_path / 'coco')
+    with pytest.raises(ValueError, match='CocoCaptionDataset'):
+        KarpathyCaptionDataset(ann_file=str(coco))
+
+
 @pytest.mark.parametrize('suffix,sep', [('.csv', ','), ('.tsv', '\t')])
 def test_csv_and_tsv_load(tmp_path, suffix, sep):
     for i in range(2):
@@ -98,6 +158,58 @@ def test_webdataset_shards_load(tmp_path):
     assert ds.image_path(2).endswith('00001.tar:sub/000010000.png')
     with pytest.raises(FileNotFoundError, match='nothing-here'):
         WebDatasetShards(str(tmp_path / 'nothing-here-*.tar'))
+
+
+def test_brace_expansion():
+    assert expand_braces('cc12m/{00000..00002}.tar') == [
+        'cc12m/00000.tar', 'cc12m/00001.tar', 'cc12m/00002.tar']
+    assert expand_braces('{8..11}') == ['8', '9', '10', '11']       # no padding asked
+    assert expand_braces('{098..100}') == ['098', '099', '100']
+    assert expand_braces('{cc3m,cc12m/{0..1}}.tar') == ['cc3m.tar', 'cc12m/0.tar',
+                                                        'cc12m/1.tar']
+    assert expand_braces('{a,b}-{1..2}') == ['a-1', 'a-2', 'b-1', 'b-2']
+    assert expand_braces('x{y}z{') == ['x{y}z{']                   # not expansions: literal
+
+
+def test_webdataset_brace_ranges_and_missing_shards(tmp_path):
+    for i in range(3):
+        write_shard(tmp_path / f'{i:05d}.tar', [(f'{i}.jpg', jpeg_bytes(i)),
+                                                 (f'{i}.txt', f'shard {i}'.encode())])
+    (tmp_path / 'cc3m').mkdir()
+    write_shard(tmp_path / 'cc3m' / 'a.tar', [('9.jpg', jpeg_bytes(9)), ('9.txt', b'cc3m')])
+    ds = WebDatasetShards(str(tmp_path / '{00000..00002}.tar'))
+    assert ds.shards == [str(tmp_path / f'{i:05d}.tar') for i in range(3)]
+    assert [ds.captions(i) for i in range(3)] == [['shard 0'], ['shard 1'], ['shard 2']]
+    # lists of globs and paths, braces and globs mixed
+    ds = WebDatasetShards([str(tmp_path / '{cc3m/*,00001}.tar')])
+    assert ds.shards == [str(tmp_path / 'cc3m' / 'a.tar'), str(tmp_path / '00001.tar')]
+
+    with pytest.raises(FileNotFoundError) as err:
+        WebDatasetShards(str(tmp_path / '{00000..00004}.tar'))
+    msg = str(err.value)
+    assert '2 of the 5 shards' in msg and '{00000..00004}.tar' in msg
+    assert '00003.tar' in msg and '00004.tar' in msg and '00002.tar' not in msg
+    with pytest.raises(FileNotFoundError, match='cc12m'):
+        WebDatasetShards(str(tmp_path / '{cc3m,cc12m}/*.tar'))
+
+
+def test_concat_caption_datasets_share_one_pipeline(tmp_path):
+    write_coco(tmp_path / 'coco', n=2)
+    write_karpathy(tmp_path / 'karpathy')
+    ds = ConcatCaptionDatasets([
+        dict(type='CocoCaptionDataset', data_root=str(tmp_path / 'coco')),
+        dict(type='KarpathyCaptionDataset', data_root=str(tmp_path / 'karpathy'),
+             split='train', pipeline=[dict(type='ResizeRGB', size=8),
+                                      dict(type='ToTensorRGB')]),
+    ], pipeline=[dict(type='ResizeRGB', size=16), dict(type='ToTensorRGB')])
+    assert len(ds) == 3
+    assert [ds[i]['images'].shape[-1] for i in range(3)] == [16, 16, 8]
+    assert ds[2]['all_captions'][0] == 'train image 9 caption 0.'
+    assert ds.metainfo['num_images'] == 3 and len(ds.metainfo['parts']) == 2
+    with pytest.raises(IndexError):
+        ds[3]
+    (tmp_path / 'coco' / 'train2017' / '000000000000.jpg').unlink()
+    assert ds[0]['skipped_images'] and ds.num_skipped == 1
 
 
 def _png(seed):
