@@ -50,7 +50,12 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
                 shapes = [f'{k}: checkpoint {tuple(a)} vs model {tuple(b)}'
                           for k, a, b in sorted(mismatched)]
                 parts.append(f'{len(shapes)} shape mismatches: {_sorted_keys(shapes)}')
-            raise ValueError(f'checkpoint in {folder} does not fit its config: ' + '; '.join(parts))
+            vcfg = model.config.vision_config
+            raise ValueError(
+                f'checkpoint in {folder} does not fit its config.json (which describes a vision '
+                f'tower of width {vcfg.hidden_size}, patch {vcfg.patch_size}, '
+                f'{vcfg.num_hidden_layers} layers; are the weights of another model?): '
+                + '; '.join(parts))
         if info.get('unexpected_keys'):
             logger.warning('HFCLIPBackbone(%s): ignored unexpected keys %s', folder,
                            _sorted_keys(info['unexpected_keys']))

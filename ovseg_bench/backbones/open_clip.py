@@ -73,8 +73,21 @@ def strip_prefix(sd, anchor):
     return {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
 
 
-def check_compatible(model_sd, sd, path, n=10):
-    """ValueError naming missing/unexpected keys and shape mismatches (first ``n`` of each)."""
+def describe_image_tower(sd):
+    """'width W, patch P, N blocks' of the ViT image tower in an open_clip state dict, or
+    None when it holds none (what a wrong-architecture error compares)."""
+    conv = sd.get('visual.conv1.weight')
+    if conv is None or conv.ndim != 4:
+        return None
+    prefix = 'visual.transformer.resblocks.'
+    blocks = {k[len(prefix):].split('.', 1)[0] for k in sd if k.startswith(prefix)}
+    return f'width {conv.shape[0]}, patch {conv.shape[-1]}, {len(blocks)} blocks'
+
+
+def check_compatible(model_sd, sd, path, n=10, model_name='the model'):
+    """ValueError naming missing/unexpected keys and shape mismatches (first ``n`` of each);
+    when the image towers differ, both are described, since the usual cause is a checkpoint
+    of another architecture than ``model_name``."""
     missing = [k for k in model_sd if k not in sd]
     unexpected = [k for k in sd if k not in model_sd]
     shapes = [f'{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(v.shape)}'
@@ -87,7 +100,12 @@ def check_compatible(model_sd, sd, path, n=10):
         if items:
             more = f' ... (+{len(items) - n} more)' if len(items) > n else ''
             parts.append(f'{len(items)} {title}: {", ".join(items[:n])}{more}')
-    raise ValueError(f'checkpoint {path} does not fit the model: ' + '; '.join(parts))
+    ours, theirs = describe_image_tower(model_sd), describe_image_tower(sd)
+    towers = ''
+    if ours and ours != theirs:
+        towers = (f' (image tower of the checkpoint: {theirs or "none found"}; of {model_name}: '
+                  f'{ours}; is `model` the checkpoint\'s architecture?)')
+    raise ValueError(f'checkpoint {path} does not fit {model_name}{towers}: ' + '; '.join(parts))
 
 
 @contextlib.contextmanager
@@ -207,7 +225,7 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             sd['logit_bias'] = torch.zeros_like(model_sd['logit_bias'])
         if hasattr(self.model, 'text') and 'text_projection' in sd:
             sd = convert_to_custom_text_state_dict(sd)
-        check_compatible(model_sd, sd, path)
+        check_compatible(model_sd, sd, path, model_name=f'open_clip model {self.model_name}')
         self.model.load_state_dict(sd, strict=True)
         logger.info('OpenCLIPBackbone(%s): loaded %s', self.model_name, path)
 

@@ -191,6 +191,48 @@ def test_checkpoint_with_wrong_shapes_names_the_keys(tmp_path, hf_folder):
         HFCLIPBackbone(folder)
 
 
+def test_checkpoint_of_another_architecture_names_file_keys_and_shapes(tmp_path):
+    """ovseg-tiny weights given to ViT-B-16, in each format a user may have: an open_clip
+    state dict, an OpenAI state dict (its extra entries) and an OpenAI-style TorchScript
+    archive."""
+    src = OpenCLIPBackbone('ovseg-tiny')
+    sd = src.state_dict_for_export()
+    torch.save(sd, tmp_path / 'open_clip_tiny.pt')
+    torch.save(dict(sd, input_resolution=torch.tensor(64), context_length=torch.tensor(32),
+                    vocab_size=torch.tensor(49408)), tmp_path / 'openai_tiny.pt')
+    torch.jit.save(torch.jit.script(src.model), str(tmp_path / 'scripted_tiny.pt'))
+    for name in ('open_clip_tiny.pt', 'openai_tiny.pt', 'scripted_tiny.pt'):
+        with pytest.raises(ValueError) as err:
+            OpenCLIPBackbone('ViT-B-16', pretrained=str(tmp_path / name))
+        msg = str(err.value)
+        assert str(tmp_path / name) in msg and 'ViT-B-16' in msg, msg
+        assert 'width 128, patch 8, 4 blocks' in msg and 'width 768, patch 16, 12 blocks' in msg
+        assert 'missing keys: visual.transformer.resblocks.4.' in msg
+        assert 'visual.conv1.weight: checkpoint (128, 3, 8, 8) vs model (768, 3, 16, 16)' in msg
+
+    # the other way round: a deeper checkpoint has keys the model lacks
+    (tmp_path / 'deeper.json').write_text(json.dumps(dict(
+        embed_dim=128, text_cfg=dict(context_length=32, vocab_size=49408, width=128, heads=4,
+                                     layers=4),
+        vision_cfg=dict(image_size=64, patch_size=8, width=128, layers=5, head_width=32))))
+    torch.save(OpenCLIPBackbone(str(tmp_path / 'deeper.json')).state_dict_for_export(),
+               tmp_path / 'deeper.pt')
+    with pytest.raises(ValueError, match=r'unexpected keys: visual\.transformer\.resblocks\.4\.'):
+        OpenCLIPBackbone('ovseg-tiny', pretrained=str(tmp_path / 'deeper.pt'))
+
+
+def test_hf_folder_whose_weights_miss_layers_of_its_config(tmp_path):
+    folder = make_hf_folder(tmp_path / 'hf_shallow')
+    cfg = json.loads((folder / 'config.json').read_text())
+    cfg['vision_config']['num_hidden_layers'] = 3        # the weights have 2
+    (folder / 'config.json').write_text(json.dumps(cfg))
+    with pytest.raises(ValueError) as err:
+        HFCLIPBackbone(folder)
+    msg = str(err.value)
+    assert str(folder) in msg and '3 layers' in msg
+    assert 'missing keys' in msg and 'vision_model.encoder.layers.2.' in msg
+
+
 @torch.no_grad()
 def test_save_load_round_trip(tmp_path, hf_folder):
     x = images(64, 96)
