@@ -35,3 +35,21 @@ def test_mean_over_seeds_reference_rows_and_merge(tmp_path):
     assert '| M1 (ovseg-tiny) | measured |' in md and '| reference |' in md
     png = Image.open(tmp_path / 'out' / 'leaderboard.png')
     assert png.size[0] > 300 and png.size[1] > 200
+
+
+def test_published_reference_rows_follow_the_conventions():
+    """Every published number names a known dataset and metric, a value in 0..100, the
+    protocol it was measured under and where it was read."""
+    rows = results.read_rows(leaderboard.REFERENCE_CSV)
+    assert rows and list(rows[0]) == ['method', 'backbone', 'dataset', 'metric', 'value',
+                                      'protocol', 'source']
+    datasets = {'voc21', 'voc20', 'context60', 'context59', 'coco_object', 'coco_stuff171',
+                'ade150'}
+    metrics = {'mIoU', 'hIoU', 'mIoU_seen', 'mIoU_unseen'}
+    for i, r in enumerate(rows, start=2):
+        assert r['dataset'] in datasets and r['metric'] in metrics, f'line {i}: {r}'
+        assert 0 <= float(r['value']) <= 100, f'line {i}: {r}'
+        assert all(r[k].strip() for k in ('method', 'backbone', 'protocol', 'source')), i
+    refs = dict(leaderboard.reference_rows(datasets))
+    vilseg = [values for label, values in refs.items() if label.startswith('ViL-Seg')]
+    assert {'voc21', 'context60'} <= set().union(*vilseg)
