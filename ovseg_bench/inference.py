@@ -3,10 +3,27 @@
 A method only maps a batch of normalised images to B,K,h,w logits at any resolution
 (``dense_fn``). Here every window of every image in the batch is cut out at once, padded to a
 multiple of the patch size, run through ``dense_fn`` in chunks of ``window_batch`` windows,
-upsampled back and averaged where windows overlap: no Python loop per window.
+upsampled back and averaged where windows overlap: no Python loop per window. The per-window
+loop (``batched=False``: one forward per window of each image) is kept as the naive reference
+that the speed benchmark compares against; both give the same logits.
 """
+import contextlib
+
 import torch
 import torch.nn.functional as F
+
+PRECISIONS = ('fp32', 'bf16')
+
+
+def precision_context(precision, device_type):
+    """The autocast context of a protocol ``precision``: ``fp32`` runs as is; ``bf16``
+    autocasts (matmuls and convolutions in bfloat16, reductions in float32), on CUDA, or on
+    CPU where it is allowed but rarely faster."""
+    if precision not in PRECISIONS:
+        raise ValueError(f'precision must be one of {PRECISIONS}, got {precision!r}')
+    if precision == 'fp32':
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16)
 
 
 def window_starts(size, crop, stride):
@@ -41,13 +58,25 @@ def whole_inference(dense_fn, images, multiple=1, window_batch=64):
     return run_windows(dense_fn, images, multiple, window_batch)
 
 
-def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64):
-    """B,K,H,W logits from overlapping ``crop`` windows taken every ``stride`` pixels."""
-    b, _, h, w = images.shape
+def window_boxes(height, width, crop, stride):
+    """``(crop_h, crop_w), [(y, x), ...]``: the window size (clipped to the image) and the top
+    left corner of every window, row-major."""
     ch, cw = (crop, crop) if isinstance(crop, int) else crop
     sh, sw = (stride, stride) if isinstance(stride, int) else stride
-    ch, cw = min(ch, h), min(cw, w)
-    boxes = [(y, x) for y in window_starts(h, ch, sh) for x in window_starts(w, cw, sw)]
+    ch, cw = min(ch, height), min(cw, width)
+    boxes = [(y, x) for y in window_starts(height, ch, sh) for x in window_starts(width, cw, sw)]
+    return (ch, cw), boxes
+
+
+def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64, batched=True):
+    """B,K,H,W logits from overlapping ``crop`` windows taken every ``stride`` pixels.
+
+    ``batched=False`` runs the naive loop instead: one forward per window of each image.
+    """
+    if not batched:
+        return slide_inference_per_window(dense_fn, images, crop, stride, multiple)
+    b, _, h, w = images.shape
+    (ch, cw), boxes = window_boxes(h, w, crop, stride)
     # B*n windows, image-major, all cut in one gather.
     windows = torch.stack([images[:, :, y:y + ch, x:x + cw] for y, x in boxes], 1)
     logits = run_windows(dense_fn, windows.flatten(0, 1), multiple, window_batch)
@@ -60,10 +89,30 @@ def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64)
     return out / count
 
 
+def slide_inference_per_window(dense_fn, images, crop, stride, multiple=1):
+    """The naive reference of :func:`slide_inference`: for each image, for each window, one
+    forward pass, its logits added in place. Same windows, padding and upsampling."""
+    b, _, h, w = images.shape
+    (ch, cw), boxes = window_boxes(h, w, crop, stride)
+    count = images.new_zeros(1, 1, h, w)
+    for y, x in boxes:
+        count[:, :, y:y + ch, x:x + cw] += 1
+    out = None
+    for i in range(b):
+        for y, x in boxes:
+            logits = run_windows(dense_fn, images[i:i + 1, :, y:y + ch, x:x + cw], multiple, 1)
+            if out is None:
+                out = logits.new_zeros(b, logits.shape[1], h, w)
+            out[i:i + 1, :, y:y + ch, x:x + cw] += logits
+    return out / count
+
+
 def dense_inference(dense_fn, images, mode='slide', crop=224, stride=112, multiple=1,
-                    window_batch=64):
+                    window_batch=64, batched=True):
+    """``batched`` (slide only): all windows of the batch in chunks of ``window_batch`` per
+    forward (True), or one forward per window of each image (False, the naive reference)."""
     if mode == 'whole':
         return whole_inference(dense_fn, images, multiple, window_batch)
     if mode == 'slide':
-        return slide_inference(dense_fn, images, crop, stride, multiple, window_batch)
+        return slide_inference(dense_fn, images, crop, stride, multiple, window_batch, batched)
     raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")

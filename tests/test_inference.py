@@ -1,6 +1,7 @@
 import torch
 
-from ovseg_bench.inference import dense_inference, slide_inference, window_starts
+from ovseg_bench.inference import (dense_inference, precision_context, slide_inference,
+                                  window_starts)
 
 
 def test_windows_cover_every_pixel_and_end_aligned():
@@ -56,3 +57,60 @@ def test_windows_padded_to_patch_multiple():
 
     out = dense_inference(fn, images, 'whole', multiple=16)
     assert seen == [(32, 48)] and out.shape == (1, 1, 30, 45)
+
+
+def test_per_window_loop_gives_the_batched_logits():
+    """The naive reference (one forward per window of each image) and the batched path agree,
+    for a non-pointwise function whose output resolution is below the input's."""
+    torch.manual_seed(0)
+    images = torch.randn(3, 3, 40, 72)
+    calls = []
+
+    def fn(x):
+        calls.append(x.shape[0])
+        return torch.nn.functional.avg_pool2d(x[:, :2], 8) * x[:, 2:3].std((2, 3), keepdim=True)
+
+    batched = dense_inference(fn, images, 'slide', crop=32, stride=12, multiple=8,
+                              window_batch=7)
+    n_batched_calls = len(calls)
+    naive = dense_inference(fn, images, 'slide', crop=32, stride=12, multiple=8,
+                            batched=False)
+    n_windows = len(window_starts(40, 32, 12)) * len(window_starts(72, 32, 12))
+    assert calls[n_batched_calls:] == [1] * (3 * n_windows)   # one forward per window
+    assert n_batched_calls == -(-3 * n_windows // 7)            # chunks of window_batch
+    torch.testing.assert_close(naive, batched, atol=1e-6, rtol=1e-6)
+
+
+def test_per_window_loop_gives_the_batched_logits_on_the_tiny_clip(tiny_backbone):
+    """Same check through a real ViT (MaskCLIP's dense logits on the tiny open_clip model):
+    batching windows must not change any window's logits."""
+    torch.manual_seed(1)
+    embeds = torch.nn.functional.normalize(torch.randn(5, tiny_backbone.embed_dim), dim=-1)
+
+    def fn(x):
+        patch = tiny_backbone.forward_dense(x, last_block='value').patch
+        return torch.nn.functional.normalize(patch, dim=-1) @ embeds.t()
+
+    def dense(x):
+        return fn(x).permute(0, 3, 1, 2)
+
+    images = torch.randn(2, 3, 80, 96)
+    with torch.no_grad():
+        batched = dense_inference(dense, images, 'slide', crop=64, stride=24, multiple=8)
+        naive = dense_inference(dense, images, 'slide', crop=64, stride=24, multiple=8,
+                                batched=False)
+    assert batched.shape == (2, 5, 80, 96)
+    torch.testing.assert_close(naive, batched, atol=1e-5, rtol=1e-5)
+
+
+def test_precision_context():
+    assert not torch.is_autocast_enabled('cpu')
+    with precision_context('bf16', 'cpu'):
+        assert torch.is_autocast_enabled('cpu')
+        y = torch.nn.functional.linear(torch.randn(2, 4), torch.randn(3, 4))
+    assert y.dtype == torch.bfloat16
+    with precision_context('fp32', 'cpu'):
+        assert not torch.is_autocast_enabled('cpu')
+    import pytest
+    with pytest.raises(ValueError, match='precision must be one of'):
+        precision_context('fp16', 'cpu')

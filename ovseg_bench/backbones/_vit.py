@@ -25,21 +25,31 @@ def _merge_heads(t):
     return t.transpose(1, 2).reshape(b, n, h * d)
 
 
-def variant_attention(kind, q, k, v, num_heads):
+def matmul_attention(q, k, v):
+    """softmax(q k^T / sqrt(d)) v written out with two matmuls: the naive reference of
+    ``F.scaled_dot_product_attention`` (which fuses them and never stores the T x T scores
+    on the flash/memory-efficient kernels)."""
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return scores.softmax(-1) @ v
+
+
+def variant_attention(kind, q, k, v, num_heads, fused=True):
     """Per-head attention of a last-block variant on B,T,W projections (before out_proj).
 
     ``value``: the values alone; ``vv``: softmax(v v^T / sqrt(d)) v; ``csa``:
-    (softmax(q q^T / sqrt(d)) + softmax(k k^T / sqrt(d))) v.
+    (softmax(q q^T / sqrt(d)) + softmax(k k^T / sqrt(d))) v. ``fused``:
+    ``F.scaled_dot_product_attention`` (same scale, no mask, no dropout: the same function);
+    False forces :func:`matmul_attention`, for speed comparisons.
     """
     if kind == 'value':
         return v
+    attend = F.scaled_dot_product_attention if fused else matmul_attention
     vh = _split_heads(v, num_heads)
     if kind == 'vv':
-        out = F.scaled_dot_product_attention(vh, vh, vh)
+        out = attend(vh, vh, vh)
     elif kind == 'csa':
         qh, kh = _split_heads(q, num_heads), _split_heads(k, num_heads)
-        out = (F.scaled_dot_product_attention(qh, qh, vh)
-               + F.scaled_dot_product_attention(kh, kh, vh))
+        out = attend(qh, qh, vh) + attend(kh, kh, vh)
     else:
         raise ValueError(f'unknown attention variant {kind!r}')
     return _merge_heads(out)
@@ -82,6 +92,10 @@ class ViTDenseMixin:
                                  None when the pool is the class token
     """
     _pos_cache = None
+    # Last-block variants (vv, csa) through F.scaled_dot_product_attention; False: the
+    # explicit matmul-softmax reference (speed comparisons). The standard blocks are the
+    # library's own (open_clip: nn.MultiheadAttention, fused in torch).
+    fused_attention = True
 
     def _check_layers(self, layers):
         layers = sorted(set(int(i) for i in layers))
@@ -132,7 +146,8 @@ class ViTDenseMixin:
             raise ValueError(f'last_block must be one of {self.LAST_BLOCKS}, got {kind!r}')
         blk = self._blocks()[-1]
         q, k, v = self._qkv(blk, x)
-        return self._attn_out(blk, variant_attention(kind, q, k, v, self._num_heads(blk)))
+        return self._attn_out(blk, variant_attention(kind, q, k, v, self._num_heads(blk),
+                                                     fused=self.fused_attention))
 
     def forward_dense(self, images, layers=(), last_block='std'):
         if last_block not in self.LAST_BLOCKS:
