@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.structures import PixelData
 
-from .inference import dense_inference
+from .inference import dense_inference, precision_context
 from .text import class_embeddings, merge_synonyms
 
 PROTOCOL_DEFAULTS = dict(
@@ -23,12 +23,43 @@ PROTOCOL_DEFAULTS = dict(
     templates='imagenet80',
     logit_scale=100.0,    # temperature of the softmax that the background threshold reads
     bg_threshold=0.0,     # background where the max class probability is below this
+    area_threshold=0.0,   # drop classes predicted on at most this share of the image's
+                          # non-background prediction (SCLIP's area rule on VOC21)
     postprocess='none',
     window_batch=64,      # windows per forward pass
+    batched_windows=True,  # False: one forward per window and image (the naive reference)
+    precision='fp32',     # 'bf16': autocast around the dense forward (for CUDA; CPU allowed)
     batch_size=1,
-    num_workers=2,
+    num_workers=2,        # dataloader workers: decoding and resizing happen in them
+    pin_memory='auto',    # page-locked batches for faster host-to-GPU copies; auto = on CUDA
     text_cache='~/.cache/ovseg_bench/text',
+    per_dataset={},       # {dataset name: {field: value}}: a preset's per-dataset values
 )
+
+
+def resolve_protocol(protocol, dataset):
+    """The flat protocol a dataset is scored with: defaults, then the config's fields, then
+    that dataset's entry of ``per_dataset`` (a preset's published per-dataset values, e.g.
+    SCLIP's thresholds). The result is what every row records."""
+    merged = {**PROTOCOL_DEFAULTS, **(protocol or {})}
+    unknown = sorted(set(merged) - set(PROTOCOL_DEFAULTS))
+    overrides = dict(merged.pop('per_dataset') or {}).get(dataset, {})
+    unknown += sorted(set(overrides) - set(PROTOCOL_DEFAULTS) - {'per_dataset'})
+    if unknown:
+        raise KeyError(f'unknown protocol field(s) {", ".join(unknown)}; valid: '
+                       f'{", ".join(PROTOCOL_DEFAULTS)}')
+    return {**merged, **overrides}
+
+
+def drop_small_classes(probs, threshold, first=1):
+    """Zero the probabilities of classes ``first..`` whose argmax area is at most
+    ``threshold`` of the pixels predicted as any of them (background, class 0 when
+    ``first=1``, is never dropped), so those pixels go to the next best class."""
+    area = torch.bincount(probs.argmax(0).flatten(), minlength=probs.shape[0]).float()
+    area[:first] = 0
+    small = area <= threshold * area.sum()
+    small[:first] = False
+    return probs.masked_fill(small[:, None, None], 0.0)
 
 
 class OVSegDataPreprocessor(BaseDataPreprocessor):
@@ -81,15 +112,20 @@ class OVSegmentor(BaseModel):
         def dense_fn(x):
             return merge_synonyms(self.head.predict_dense(x, embeds), owner, self.num_classes)
 
-        return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
-                               multiple=self.head.backbone.patch_size,
-                               window_batch=p['window_batch'])
+        with precision_context(p['precision'], images.device.type):
+            return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
+                                   multiple=self.head.backbone.patch_size,
+                                   window_batch=p['window_batch'],
+                                   batched=p['batched_windows'])
 
     def to_prediction(self, logits, ori_shape):
         """K,H,W logits -> H0,W0 labels: resize to the original image, background policy."""
         logits = F.interpolate(logits[None], size=ori_shape, mode='bilinear',
                                align_corners=False)[0]
         probs = (logits * self.protocol['logit_scale']).softmax(0)
+        if self.protocol['area_threshold'] > 0:
+            probs = drop_small_classes(probs, self.protocol['area_threshold'],
+                                       first=1 if self.has_background else 0)
         conf, pred = probs.max(0)
         if self.has_background and self.protocol['bg_threshold'] > 0:
             pred[conf < self.protocol['bg_threshold']] = 0

@@ -1,17 +1,27 @@
-# PACL as in the paper: frozen CLIP ViT-B/16 (local weights, see the base config), the vision
-# embedder trained on GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context,
-# COCO-Stuff and ADE20K. Needs the user's data and weights and, realistically, GPUs:
+# PACL as in the paper: frozen CLIP ViT-B/16, the vision embedder trained on GCC3M + GCC12M +
+# YFCC15M, evaluated on VOC, Pascal Context, COCO-Stuff and ADE20K without background (voc20,
+# context59, coco_stuff171, ade150; configs/_base_/protocols/pacl.py). Needs the user's data
+# and weights and, realistically, GPUs:
 #   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_b16.py \
 #       --launcher pytorch
 #   ovseg-bench test configs/pacl/pacl_vit_b16.py --checkpoint work_dirs/pacl_vit_b16/head.pt
-_base_ = ['../_base_/backbones/vit_b16.py']
+#
+# Weights (never downloaded): the base config reads checkpoints/ViT-B-16.pt; another local
+# file (OpenAI .pt or open_clip state dict):
+#   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
+# or a transformers save_pretrained folder (`_delete_` drops the open_clip arguments):
+#   --cfg-options backbone._delete_=True backbone.type=HFCLIPBackbone \
+#                 backbone.path=/path/to/clip-vit-base-patch16
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/pacl.py']
 
 method = dict(type='PACL', text_embedder='identity', activation='relu', init='identity',
               patch_temperature=1.0, learn_logit_scale=True, last_block='std',
               text_chunk=1024)   # B x B compatibility in blocks of 1024 captions
 
 # The paper's image-text data (~30M pairs) as img2dataset tar shards ({key}.jpg + {key}.txt),
-# one glob per set; edit the paths to where they are. CSV/TSV lists work too:
+# one pattern per set: a glob, or a brace range naming every shard so that a missing one
+# fails, e.g. 'data/cc12m/{00000..01242}.tar'; edit the paths to where they are. CSV/TSV
+# lists work too:
 #   train_data = dict(type='CsvCaptionDataset', file='data/cc3m/cc3m.tsv', pipeline=...)
 train_data = dict(
     type='WebDatasetShards',
@@ -30,5 +40,6 @@ train = dict(iters=73000, batch_size=1024, num_workers=8, lr=5e-4, weight_decay=
              max_keep_ckpts=3)
 work_dir = 'work_dirs/pacl_vit_b16'
 
-# The paper's segmentation benchmarks (mmseg layouts under data/, see configs/_base_/datasets).
+# The paper's segmentation benchmarks (mmseg layouts under data/, see docs/datasets/); the
+# protocol preset lists the same four.
 datasets = ['voc20', 'context59', 'coco_stuff171', 'ade150']

@@ -1,12 +1,19 @@
 # SegCLIP as in the paper: CLIP ViT-B/16 at 224 px, pretrained on CC3M + COCO captions, for
-# users with the data and the weights (nothing is downloaded):
+# users with the data and the weights (nothing is downloaded), evaluated on PASCAL VOC, PASCAL
+# Context and COCO-Object with background (voc21, context60, coco_object) under the SegCLIP
+# protocol preset:
 #   torchrun --nproc_per_node 8 -m ovseg_bench.cli train \
-#       configs/segclip/segclip_vit_b16_cc3m_coco.py --launcher pytorch \
-#       --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt \
-#                     train_data.file=/path/to/cc3m_coco_train.tsv
+#       configs/segclip/segclip_vit_b16_cc3m_coco.py --launcher pytorch
 #   ovseg-bench test configs/segclip/segclip_vit_b16_cc3m_coco.py --dataset voc21 \
 #       --checkpoint work_dirs/segclip_vit_b16_cc3m_coco/head.pt
-_base_ = ['../_base_/backbones/vit_b16.py']
+#
+# Weights (never downloaded): the base config reads checkpoints/ViT-B-16.pt; another local
+# file (OpenAI .pt, as the authors use, or open_clip state dict):
+#   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
+# or a transformers save_pretrained folder (`_delete_` drops the open_clip arguments):
+#   --cfg-options backbone._delete_=True backbone.type=HFCLIPBackbone \
+#                 backbone.path=/path/to/clip-vit-base-patch16
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/segclip.py']
 
 method = dict(
     type='SegCLIP',
@@ -21,15 +28,22 @@ method = dict(
     decoder_layers=3,
     loss_weights=dict(contrastive=1.0, reconstruction=1.0, superpixel=1.0))
 
-# CC3M and COCO (Karpathy train split, 82,783 images) in ONE caption table: a TSV with a
-# `filepath` and a `title` column, one row per (image, caption); COCO's five captions per
-# image are five rows with the same path, grouped into one image whose caption is drawn at
-# random each time it is seen. Crops of 0.5-1 of the image at 224 px (the authors' range,
-# no flip) and Felzenszwalb superpixels with the authors' parameters (scale 224, sigma 0.9,
-# min_size 224), one id per 16 px patch. (The authors segment the whole image once, offline,
-# and crop the segment map with the image; here the crop itself is segmented.)
+# The authors' data: CC3M downloaded with img2dataset as webdataset shards, and COCO's
+# Karpathy 'train' split (82,783 train2014 images, 414,113 captions; dataset_coco.json of
+# caption_datasets.zip, images in data/coco/train2014/, see docs/datasets/README.md), as one
+# dataset. Crops of 0.5-1 of the image at 224 px (the authors' range, no flip) and
+# Felzenszwalb superpixels with the authors' parameters (scale 224, sigma 0.9, min_size 224),
+# one id per 16 px patch. (The authors segment the whole image once, offline, and crop the
+# segment map with the image; here the crop itself is segmented.) An item is an image with one
+# of its captions drawn at random; the authors iterate over (image, caption) pairs, so per
+# epoch COCO weighs 5x less here -- list the Karpathy dataset several times to match.
 train_data = dict(
-    type='CsvCaptionDataset', file='data/cc3m_coco/train.tsv',
+    type='ConcatCaptionDatasets',
+    datasets=[
+        dict(type='WebDatasetShards', shards='data/cc3m/*.tar'),
+        dict(type='KarpathyCaptionDataset', data_root='data/coco',
+             ann_file='dataset_coco.json', split='train'),
+    ],
     pipeline=[
         dict(type='RandomResizedCropRGB', size=224, scale=(0.5, 1.0), flip_prob=0.0),
         dict(type='Superpixels', patch=16, scale=224, sigma=0.9, min_size=224),
@@ -48,12 +62,11 @@ train = dict(iters=43000, batch_size=96, num_workers=8, lr=4e-3, weight_decay=0.
              max_keep_ckpts=3)
 work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'
 
-# The authors' test setting (GroupViT's): short side 224, 224 x 224 windows with stride 224,
-# a single prompt template. Their background rule (threshold 0.8 on their own top-5
-# re-weighted group scores) has no exact counterpart here: the protocol's threshold on the
-# softmax at `logit_scale` is used instead, with their value.
-protocol = dict(
-    name='segclip_paper', short_side=224, mode='slide', crop=224, stride=224,
-    templates='single', logit_scale=100.0, bg_threshold=0.8, postprocess='none',
-    window_batch=16, batch_size=1, num_workers=4)
+# The authors' test setting (GroupViT's code at 224 px) is the preset's: short side 224,
+# 224 x 224 windows with stride 224, background thresholds per dataset. Their segmentation
+# evaluation prompts with GroupViT's one-template set ('template: simple' under seg in their
+# seg_segmentation/default.yml), so the preset's templates are overridden. Their background
+# rule (a threshold on their own top-5 re-weighted group scores) has no exact counterpart:
+# the preset's threshold on the softmax at `logit_scale` is used with their values.
+protocol = dict(templates='single', window_batch=16, num_workers=4)
 datasets = ['voc21', 'context60', 'coco_object']

@@ -1,4 +1,4 @@
-"""Named dataset configs: ``configs/_base_/datasets/<name>.py`` (see docs/datasets.md)."""
+"""Named dataset configs: ``configs/_base_/datasets/<name>.py`` (preparation: docs/datasets/)."""
 import difflib
 from pathlib import Path
 

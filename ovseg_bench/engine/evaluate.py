@@ -16,7 +16,7 @@ from mmengine.runner import Runner
 from ..bench import results
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
-from ..segmentor import PROTOCOL_DEFAULTS, OVSegmentor
+from ..segmentor import OVSegmentor, resolve_protocol
 from ..text import load_vocabulary
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 
@@ -38,6 +38,26 @@ def test_pipeline(protocol):
         dict(type='LoadAnnotations'),  # after Resize: the ground truth keeps its size
         dict(type='PackSegInputs'),
     ]
+
+
+def pin_memory_enabled(protocol):
+    """The protocol's ``pin_memory``: ``'auto'`` pins batches when CUDA is available (page-
+    locked host memory only pays off for host-to-GPU copies)."""
+    pin = protocol.get('pin_memory', 'auto')
+    return torch.cuda.is_available() if pin == 'auto' else bool(pin)
+
+
+def eval_dataloader_cfg(ds, protocol):
+    """The evaluation DataLoader config: images are decoded and resized in ``num_workers``
+    worker processes (the pipeline runs in ``Dataset.__getitem__``), batches pinned per
+    :func:`pin_memory_enabled`. Workers are not persistent: a loader makes exactly one pass
+    over its dataset and is then dropped, so keeping its workers alive would only hold
+    processes (the bench builds one loader per dataset)."""
+    return dict(
+        batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
+        pin_memory=pin_memory_enabled(protocol), persistent_workers=False,
+        sampler=dict(type='DefaultSampler', shuffle=False),
+        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
 
 
 def load_head(cfg, checkpoint=None):
@@ -71,15 +91,12 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
     """
     cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
-    protocol = {**PROTOCOL_DEFAULTS, **cfg.get('protocol', {})}
+    protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
     vocabulary = load_vocabulary(ds['vocabulary'])
     head = head if head is not None else load_head(cfg, checkpoint)
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
-    loader = dict(
-        batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
-        persistent_workers=False, sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
+    loader = eval_dataloader_cfg(ds, protocol)
     unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
     runner = Runner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
