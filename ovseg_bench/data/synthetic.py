@@ -639,9 +639,16 @@ def _write_captions(root, seed, splits, size):
         (base / 'annotations' / f'captions_{split}2017.json').write_text(json.dumps(doc))
 
 
-def world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val, size):
+# The layouts make_synthetic can write: name -> (folder under ``out``, writer, splits kind).
+LAYOUTS = ('voc', 'context', 'coco_stuff', 'ade', 'captions')
+
+
+def world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val, size,
+                      layouts=LAYOUTS):
     """The content of ``synth_world.json`` (parameters, class lists, views, words)."""
-    return dict(
+    # ``layouts`` is recorded only when it is a subset, so full worlds keep their description.
+    subset = {} if tuple(layouts) == LAYOUTS else dict(layouts=list(layouts))
+    return dict(**subset,
         generator_version=GENERATOR_VERSION, seed=seed, size=list(size), n_val=n_val,
         n_seg_train=n_seg_train, n_caption_train=n_caption_train,
         n_caption_val=n_caption_val, things=list(THINGS), stuff=list(STUFF),
@@ -651,8 +658,11 @@ def world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val, 
 
 
 def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000,
-                   n_caption_val=300, size=(128, 96), progress=True):
+                   n_caption_val=300, size=(128, 96), progress=True, layouts=LAYOUTS):
     """Write the synthetic world under ``out`` in the real datasets' layouts (module docstring).
+
+    ``size`` is (width, height) of every image; ``layouts`` a subset of :data:`LAYOUTS` (e.g.
+    ``('voc',)`` with ``size=(500, 375)`` and ``n_val=1449`` for a VOC-sized validation set).
 
     Idempotent: returns at once when ``out/synth_world.json`` records the same parameters.
     Otherwise the layout folders are rewritten; a folder that exists under an ``out`` that
@@ -660,8 +670,13 @@ def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000
     is never touched (``FileExistsError``). Returns the ``Path`` of ``out``.
     """
     out = Path(out)
+    unknown = sorted(set(layouts) - set(LAYOUTS))
+    if unknown or not layouts:
+        raise ValueError(f'unknown synthetic layout(s) {unknown or layouts}; valid: '
+                         f'{", ".join(LAYOUTS)}')
+    layouts = tuple(name for name in LAYOUTS if name in layouts)
     desc = world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val,
-                             tuple(size))
+                             tuple(size), layouts)
     meta, marker = out / 'synth_world.json', out / '.synth_world_incomplete'
     if meta.is_file():
         try:
@@ -683,11 +698,13 @@ def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000
     for d in _LAYOUT_DIRS:
         shutil.rmtree(out / d, ignore_errors=True)
     seg_splits = [('train', n_seg_train), ('val', n_val)]
-    jobs = [('VOC2012', _write_voc, seg_splits), ('VOC2010 (Context)', _write_context, seg_splits),
-            ('coco_stuff164k', _write_coco_stuff, seg_splits),
-            ('ADEChallengeData2016', _write_ade, seg_splits),
-            ('coco captions', _write_captions,
-             [('train', n_caption_train), ('val', n_caption_val)])]
+    jobs = dict(voc=('VOC2012', _write_voc, seg_splits),
+                context=('VOC2010 (Context)', _write_context, seg_splits),
+                coco_stuff=('coco_stuff164k', _write_coco_stuff, seg_splits),
+                ade=('ADEChallengeData2016', _write_ade, seg_splits),
+                captions=('coco captions', _write_captions,
+                          [('train', n_caption_train), ('val', n_caption_val)]))
+    jobs = [jobs[name] for name in layouts]
     start = time.perf_counter()
     for name, fn, splits in jobs:
         t0 = time.perf_counter()

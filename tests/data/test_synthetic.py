@@ -214,3 +214,16 @@ def test_world_json(synth_root):
     assert meta['things'] == list(S.THINGS) and meta['stuff'] == list(S.STUFF)
     assert meta['n_val'] == 6 and meta['size'] == [128, 96]
     assert meta['views']['ade'] == list(S.view_classes('ade'))
+
+
+def test_a_subset_of_layouts_at_another_size(tmp_path):
+    from ovseg_bench.data.synthetic import make_synthetic
+    make_synthetic(tmp_path, n_val=2, n_seg_train=1, size=(200, 150), layouts=('voc',),
+                   progress=False)
+    voc = tmp_path / 'VOCdevkit' / 'VOC2012'
+    images = sorted((voc / 'JPEGImages').glob('*.jpg'))
+    assert len(images) == 3 and Image.open(images[0]).size == (200, 150)
+    assert not (tmp_path / 'ADEChallengeData2016').exists()
+    assert not (tmp_path / 'coco').exists()
+    with pytest.raises(ValueError, match='valid: voc, context'):
+        make_synthetic(tmp_path / 'x', layouts=('vco',), progress=False)
