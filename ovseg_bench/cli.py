@@ -21,8 +21,24 @@ def cmd_list(args):
 
 def cmd_make_synthetic(args):
     from .data.synthetic import make_synthetic
+    try:
+        size = tuple(int(v) for v in args.size.lower().split('x'))
+        assert len(size) == 2 and min(size) > 0
+    except (ValueError, AssertionError):
+        raise ValueError(f'--size must be WIDTHxHEIGHT, e.g. 500x375; got {args.size!r}')
     make_synthetic(args.out, seed=args.seed, n_val=args.n_val, n_seg_train=args.n_seg_train,
-                   n_caption_train=args.n_caption_train, n_caption_val=args.n_caption_val)
+                   n_caption_train=args.n_caption_train, n_caption_val=args.n_caption_val,
+                   size=size, layouts=args.layouts.split(','))
+
+
+def cmd_prepare(args):
+    from .data.prepare import main_prepare
+    return main_prepare(args.dataset, args.src, args.out, splits=args.split, force=args.force)
+
+
+def cmd_check_data(args):
+    from .data.check_data import main_check_data
+    return main_check_data(args.data_root, args.dataset, strict=args.strict, sample=args.sample)
 
 
 def _load_cfg(path, options):
@@ -85,6 +101,27 @@ def cmd_leaderboard(args):
                  data_root=args.data_root)
 
 
+def _csv_list(values):
+    """``['a,b', 'c']`` -> ``['a', 'b', 'c']`` (options given with commas or repeated)."""
+    return [v for value in values or () for v in str(value).split(',') if v]
+
+
+def cmd_speed(args):
+    from .bench.speed import run_speed
+    failures = run_speed(
+        methods=_csv_list(args.methods) or None, backbones=_csv_list(args.backbones),
+        sizes=[int(s) for s in _csv_list(args.sizes)], device=args.device, out=args.out,
+        modes=_csv_list(args.modes), warmup=args.warmup, reps=args.reps, batch=args.batch,
+        train_batch=args.train_batch, classes=args.classes, crop=args.crop,
+        stride=args.stride, compare=args.compare,
+        precisions=_csv_list(args.precision) or None, compile_model=args.compile,
+        text_vocabulary=None if args.text_vocabulary == 'none' else args.text_vocabulary,
+        text_templates=args.text_templates,
+        dataset=None if args.dataset == 'none' else args.dataset, data_root=args.data_root,
+        threads=args.threads)
+    return 1 if failures else 0
+
+
 def build_parser():
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(prog='ovseg-bench', description=__doc__)
@@ -102,7 +139,31 @@ def build_parser():
     s.add_argument('--n-seg-train', type=int, default=300)
     s.add_argument('--n-caption-train', type=int, default=3000)
     s.add_argument('--n-caption-val', type=int, default=300)
+    s.add_argument('--size', default='128x96', help='WIDTHxHEIGHT of every image (500x375: '
+                   "VOC's typical size)")
+    s.add_argument('--layouts', default='voc,context,coco_stuff,ade,captions',
+                   help='comma-separated subset of the layouts to write')
     s.set_defaults(func=cmd_make_synthetic)
+
+    s = sub.add_parser('prepare', help='convert an official dataset download to the layout '
+                       'the dataset configs read (docs/datasets/)')
+    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object or ade20k (or a '
+                   'dataset config name: voc21, context59, ...)')
+    s.add_argument('--src', required=True, help='folder of the extracted official download')
+    s.add_argument('--out', required=True, help='data root (the configs read data/)')
+    s.add_argument('--split', action='append', choices=['train', 'val'],
+                   help='repeatable; default: every split the raw files have')
+    s.add_argument('--force', action='store_true', help='redo outputs already up to date')
+    s.set_defaults(func=cmd_prepare)
+
+    s = sub.add_parser('check-data', help='validate a prepared data root (exit 1 on problems)')
+    s.add_argument('data_root')
+    s.add_argument('--dataset', action='append', help='voc, context, coco-stuff, coco-object, '
+                   'ade20k (repeatable); default: every dataset found')
+    s.add_argument('--strict', action='store_true',
+                   help='count mismatches with the official splits are errors')
+    s.add_argument('--sample', type=int, metavar='N', help='read N masks per split, not all')
+    s.set_defaults(func=cmd_check_data)
 
     s = sub.add_parser('test', help='evaluate a method config on named datasets')
     s.add_argument('config')
@@ -138,6 +199,44 @@ def build_parser():
     s.add_argument('--pred-root', help="a bench's eval/ folder, for the qualitative grids")
     s.add_argument('--data-root', help="the datasets' root folder, if not the configs' own")
     s.set_defaults(func=cmd_leaderboard)
+
+    s = sub.add_parser('speed', help='images/s, FLOPs, memory of every method x backbone x '
+                       'size (random weights; docs/speed.md)')
+    s.add_argument('--methods', nargs='+', help='default: every registered method')
+    s.add_argument('--backbones', nargs='+', default=['tiny,vit-b16'],
+                   help='tiny, vit-b16, vit-l14 or any open_clip model name')
+    s.add_argument('--sizes', nargs='+', default=['224'], help='square input sizes, px')
+    s.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda if available')
+    s.add_argument('--out', default='work_dirs/speed', help='speed.csv, speed.md and '
+                   'speed.png go here (rows are added; a rerun of a cell replaces its row)')
+    s.add_argument('--modes', nargs='+', default=['whole,slide,train'],
+                   help='whole, slide and/or train')
+    s.add_argument('--warmup', type=int, default=1, help='untimed calls per measurement')
+    s.add_argument('--reps', type=int, default=2, help='timed calls per measurement')
+    s.add_argument('--batch', type=int, help='images per inference call (default: 1 on '
+                   'CPU, 16 on CUDA)')
+    s.add_argument('--train-batch', type=int, help='samples per training step (default: 2 '
+                   'on CPU, 16 on CUDA)')
+    s.add_argument('--classes', type=int, default=21, help='class embeddings at inference')
+    s.add_argument('--crop', type=int, help='slide window (default: half the size)')
+    s.add_argument('--stride', type=int, help='slide stride (default: half the window)')
+    s.add_argument('--no-compare', dest='compare', action='store_false',
+                   help='skip the naive paths (per-window slide, matmul attention, text '
+                   'without cache)')
+    s.add_argument('--precision', nargs='+', help='fp32 and/or bf16 (default: fp32 on CPU, '
+                   'both on CUDA)')
+    s.add_argument('--compile', action='store_true',
+                   help='also time torch.compile(predict_dense) (slow to compile on CPU)')
+    s.add_argument('--text-vocabulary', default='synth_voc',
+                   help="first vs cached class embeddings of this vocabulary ('none': skip)")
+    s.add_argument('--text-templates', default='single', help='single or imagenet80')
+    s.add_argument('--dataset', default='synth_voc',
+                   help="evaluation data loading with 0 and 2 workers ('none': skip; skipped "
+                   'when the data is absent)')
+    s.add_argument('--data-root', help="the dataset's root folder, if not the config's own")
+    s.add_argument('--threads', type=int, help="torch CPU threads (default: torch's, one per "
+                   'core); recorded in the device column')
+    s.set_defaults(func=cmd_speed)
     return p
 
 
