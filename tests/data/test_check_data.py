@@ -174,3 +174,31 @@ def test_real_samples_prepare_check_and_load(real_samples, tmp_path):
         expected = raw if config == 'voc21' else np.where(raw == 0, 255, np.where(
             raw == 255, 255, raw.astype(int) - 1))      # reduce_zero_label
         assert np.array_equal(item['gt_seg_map'], expected)
+
+
+def test_real_samples_evaluated_through_the_real_dataset_configs(real_samples, tmp_path):
+    """Prepared real files scored end to end (random tiny CLIP: the format, not the score)."""
+    import csv
+
+    from mmengine.config import Config
+
+    from ovseg_bench.engine.evaluate import evaluate
+    for name in ('voc', 'ade20k'):
+        prepare(name, real_samples, tmp_path / 'data', log=lambda *_: None)
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='MaskCLIP'),
+                      protocol=dict(name='real_samples', short_side=96, mode='slide', crop=64,
+                                    stride=32, templates='single', num_workers=0,
+                                    text_cache=None)))
+    out = tmp_path / 'results.csv'
+    for dataset in ('voc21', 'voc20', 'ade150'):
+        row = evaluate(cfg, dataset, tmp_path / 'work' / dataset, data_root=tmp_path / 'data',
+                       results_csv=out)
+        assert row['dataset'] == dataset and 0 <= row['mIoU'] <= 100 and row['aAcc'] > 0
+    per_class = list(csv.DictReader(open(out.with_name('per_class.csv'))))
+    assert [sum(r['dataset'] == d for r in per_class) for d in ('voc21', 'voc20', 'ade150')] \
+        == [21, 20, 150]
+    # every ground-truth pixel of the 14 VOC masks is counted (void 255 excluded)
+    gt = sum(int(r['gt_pixels']) for r in per_class if r['dataset'] == 'voc21')
+    masks = (real_samples / 'VOCdevkit/VOC2012/SegmentationClass').glob('*.png')
+    assert gt == sum(int((np.asarray(Image.open(m)) != 255).sum()) for m in masks)
