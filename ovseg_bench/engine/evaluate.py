@@ -18,6 +18,7 @@ from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
 from ..text import load_vocabulary
+from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 
 
@@ -105,6 +106,7 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
+        custom_hooks=[dict(type='EvalProgressHook', label=dataset)],
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):
