@@ -454,8 +454,14 @@ def prepare_context(src, out, splits=None, force=False, log=print):
 
 
 # ---------------------------------------------------------------- COCO
-def _coco_images(src, folder):
-    return _first_dir([Path(src) / 'images' / folder, Path(src) / folder])
+def _coco_images(src, folder, what):
+    """The COCO image folder of a split (``RAW/images/<folder>`` or ``RAW/<folder>``)."""
+    found = _first_dir([Path(src) / 'images' / folder, Path(src) / folder])
+    if found is None:
+        raise FileNotFoundError(f'{what}: no image folder {src}/images/{folder} or '
+                                f'{src}/{folder}; extract {folder}.zip '
+                                f'(https://cocodataset.org/#download) there.')
+    return found
 
 
 def coco_stuff_labels(ids):
@@ -488,11 +494,7 @@ def prepare_coco_stuff(src, out, splits=None, force=False, log=print):
         mask_dirs[split] = _first_dir(candidates) or candidates[0]
     for split in _pick_splits(layout, splits, mask_dirs, log):
         folder = _COCO_DIRS[split]
-        img_dir = _coco_images(src, folder)
-        if img_dir is None:
-            raise FileNotFoundError(f'coco-stuff {split}: no image folder {src}/images/'
-                                    f'{folder} or {src}/{folder}; extract {folder}.zip '
-                                    f'(https://cocodataset.org/#download) there.')
+        img_dir = _coco_images(src, folder, f'coco-stuff {split}')
         ids = sorted(_coco_ids(img_dir, '.jpg'))
         if not ids:
             raise FileNotFoundError(f'coco-stuff {split}: no <id>.jpg images in {img_dir}')
@@ -547,11 +549,7 @@ def prepare_coco_object(src, out, splits=None, force=False, log=print):
     jsons = {s: src / 'annotations' / f'instances_{f}.json' for s, f in _COCO_DIRS.items()}
     for split in _pick_splits(layout, splits, jsons, log):
         folder = _COCO_DIRS[split]
-        img_dir = _coco_images(src, folder)
-        if img_dir is None:
-            raise FileNotFoundError(f'coco-object {split}: no image folder {src}/images/'
-                                    f'{folder} or {src}/{folder}; extract {folder}.zip '
-                                    f'(https://cocodataset.org/#download) there.')
+        img_dir = _coco_images(src, folder, f'coco-object {split}')
         log(f'coco-object {split}: reading {jsons[split]}')
         with redirect_stdout(io.StringIO()):        # pycocotools prints its progress
             coco = COCO(str(jsons[split]))
