@@ -21,11 +21,10 @@ def cmd_list(args):
 
 def cmd_make_synthetic(args):
     from .data.synthetic import make_synthetic
-    try:
-        size = tuple(int(v) for v in args.size.lower().split('x'))
-        assert len(size) == 2 and min(size) > 0
-    except (ValueError, AssertionError):
+    parts = args.size.lower().split('x')
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
         raise ValueError(f'--size must be WIDTHxHEIGHT, e.g. 500x375; got {args.size!r}')
+    size = tuple(map(int, parts))
     make_synthetic(args.out, seed=args.seed, n_val=args.n_val, n_seg_train=args.n_seg_train,
                    n_caption_train=args.n_caption_train, n_caption_val=args.n_caption_val,
                    size=size, layouts=args.layouts.split(','))

@@ -44,7 +44,7 @@ def resolve_protocol(protocol, dataset):
     merged = {**PROTOCOL_DEFAULTS, **(protocol or {})}
     unknown = sorted(set(merged) - set(PROTOCOL_DEFAULTS))
     overrides = dict(merged.pop('per_dataset') or {}).get(dataset, {})
-    unknown += sorted(set(overrides) - set(PROTOCOL_DEFAULTS) - {'per_dataset'})
+    unknown += sorted(set(overrides) - set(PROTOCOL_DEFAULTS))
     if unknown:
         raise KeyError(f'unknown protocol field(s) {", ".join(unknown)}; valid: '
                        f'{", ".join(PROTOCOL_DEFAULTS)}')

@@ -65,14 +65,14 @@ def cell_key(cfg, dataset):
         seed=cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
 
 
-def row_key(row):
-    return tuple(str(row.get(k, '')) for k in KEY_FIELDS)
+def row_key(row, key_fields=KEY_FIELDS):
+    return tuple(str(row.get(k, '')) for k in key_fields)
 
 
-def append_rows(path, new_rows, fields=FIELDS):
+def append_rows(path, new_rows, fields=FIELDS, key_fields=KEY_FIELDS):
     """Add rows, replacing any earlier row with the same key fields; atomic."""
-    keys = {row_key(r) for r in new_rows}
-    rows = [r for r in read_rows(path) if row_key(r) not in keys] + list(new_rows)
+    keys = {row_key(r, key_fields) for r in new_rows}
+    rows = [r for r in read_rows(path) if row_key(r, key_fields) not in keys] + list(new_rows)
     _write_atomic(path, fields, rows)
 
 

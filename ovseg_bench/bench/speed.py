@@ -484,11 +484,7 @@ class SpeedRun:
 
     def save(self):
         """Append this run's rows to speed.csv, replacing rows with the same key."""
-        path = self.out / 'speed.csv'
-        mine = {tuple(str(r[k]) for k in KEY_FIELDS) for r in self.rows}
-        old = [r for r in results.read_rows(path)
-               if tuple(str(r.get(k, '')) for k in KEY_FIELDS) not in mine]
-        results._write_atomic(path, FIELDS, old + self.rows)
+        results.append_rows(self.out / 'speed.csv', self.rows, FIELDS, KEY_FIELDS)
 
     def attempt(self, what, fn):
         """Run a measurement; an error is printed and returned as a note for its row (the
@@ -658,7 +654,7 @@ class SpeedRun:
 
         from ..data.catalog import load_dataset_cfg
         from ..engine.evaluate import eval_dataloader_cfg
-        from ..segmentor import PROTOCOL_DEFAULTS
+        from ..segmentor import resolve_protocol
         ds = load_dataset_cfg(dataset, data_root)
         root = Path(data_root or ds['root']) / ds.get('subdir', '')
         if not root.is_dir():
@@ -666,7 +662,7 @@ class SpeedRun:
             return
         first = True
         for n in workers:
-            protocol = {**PROTOCOL_DEFAULTS, 'short_side': size, 'num_workers': n}
+            protocol = resolve_protocol(dict(short_side=size, num_workers=n), dataset)
             cfg = eval_dataloader_cfg(ds, protocol)
             with DefaultScope.overwrite_default_scope('mmseg'):
                 loader = Runner.build_dataloader(cfg)
@@ -715,6 +711,18 @@ def _significant(value, digits=4):
     return float(f'{float(value):.{digits}g}')
 
 
+@contextlib.contextmanager
+def torch_threads(n=None):
+    """torch's CPU threads set to ``n`` inside the block (None: unchanged), then restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_speed(methods=None, backbones=('tiny', 'vit-b16'), sizes=(224,), device=None,
               out='work_dirs/speed', modes=MODES, warmup=1, reps=2, batch=None,
               train_batch=None, classes=21, crop=None, stride=None, compare=True,
@@ -725,71 +733,57 @@ def run_speed(methods=None, backbones=('tiny', 'vit-b16'), sizes=(224,), device=
     number of measurements that failed (their rows carry the error). ``batch`` and
     ``train_batch`` default per device (:data:`DEFAULT_BATCH`); ``threads``: torch's CPU
     threads for this run (default: torch's own choice, one per core)."""
-    before = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(int(threads))
-    try:
-        return _run_speed(methods, backbones, sizes, device, out, modes, warmup, reps, batch,
-                          train_batch, classes, crop, stride, compare, precisions,
-                          compile_model, text_vocabulary, text_templates, dataset,
-                          data_root, data_workers)
-    finally:
-        torch.set_num_threads(before)
-
-
-def _run_speed(methods, backbones, sizes, device, out, modes, warmup, reps, batch,
-               train_batch, classes, crop, stride, compare, precisions, compile_model,
-               text_vocabulary, text_templates, dataset, data_root, data_workers):
-    from ..registry import METHODS, check_name, load_plugins, names
-    load_plugins()
-    methods = list(methods or names(METHODS))
-    for m in methods:
-        check_name(METHODS, m)
-    unknown = set(modes) - set(MODES)
-    if unknown:
-        raise ValueError(f'unknown modes {sorted(unknown)}; valid: {", ".join(MODES)}')
-    device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    cuda = device.startswith('cuda')
-    if cuda and not torch.cuda.is_available():
-        raise ValueError('--device cuda, but CUDA is not available here')
-    precisions = list(precisions or (['fp32', 'bf16'] if cuda else ['fp32']))
-    bad = set(precisions) - {'fp32', 'bf16'}
-    if bad:
-        raise ValueError(f'unknown precisions {sorted(bad)}; valid: fp32, bf16')
-    # A GPU needs batches to be busy; two CPU cores are busy with one image, and ViT-B/16
-    # then takes about 3 minutes for every method (docs/speed.md).
-    batch = batch or (DEFAULT_BATCH['cuda'] if cuda else DEFAULT_BATCH['cpu'])
-    train_batch = train_batch or (DEFAULT_TRAIN_BATCH['cuda'] if cuda
-                                  else DEFAULT_TRAIN_BATCH['cpu'])
-    if train_batch < 2 and 'train' in modes:
-        raise ValueError('train batch must be >= 2 (contrastive losses need negatives)')
-    run = SpeedRun(out, device, warmup, reps, batch, train_batch, classes, crop, stride,
-                   compare, precisions, compile_model)
-    print(f'speed: {len(methods)} methods x {list(backbones)} x sizes {list(sizes)} on '
-          f'{run.device_name}; warmup {warmup}, reps {reps}, batch {batch}, train batch '
-          f'{train_batch}; rows -> {run.out / "speed.csv"}; load average {_load()}',
-          flush=True)
-    for backbone in backbones:
-        for size in sizes:
-            for method in methods:
-                outcome = run.attempt(f'{method} on {backbone}',
-                                      lambda: run.inference(method, backbone, size, modes))
-                if isinstance(outcome, str):
-                    run.record(method, backbone, size, 'build', '', '', note=outcome)
-            if compare:
-                run.attempt('attention', lambda: run.attention(backbone, size))
-        if compare and text_vocabulary:
-            run.attempt('text', lambda: run.text(backbone, text_vocabulary, text_templates))
-    if dataset:
-        for size in sizes:
-            run.attempt('data', lambda: run.data(dataset, size, data_workers, data_root))
-    rows = results.read_rows(run.out / 'speed.csv')
-    plot(rows, run.out / 'speed.png')
-    (run.out / 'speed.md').write_text(markdown_table(rows))
-    # Other processes on the machine slow every figure down: the load average says so.
-    print(f'speed: {run.out / "speed.csv"}, speed.md, speed.png; load average {_load()}'
-          + (f'; {run.errors} measurements failed (see their note)' if run.errors else ''))
-    return run.errors
+    with torch_threads(threads):
+        from ..registry import METHODS, check_name, load_plugins, names
+        load_plugins()
+        methods = list(methods or names(METHODS))
+        for m in methods:
+            check_name(METHODS, m)
+        unknown = set(modes) - set(MODES)
+        if unknown:
+            raise ValueError(f'unknown modes {sorted(unknown)}; valid: {", ".join(MODES)}')
+        device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
+        cuda = device.startswith('cuda')
+        if cuda and not torch.cuda.is_available():
+            raise ValueError('--device cuda, but CUDA is not available here')
+        precisions = list(precisions or (['fp32', 'bf16'] if cuda else ['fp32']))
+        bad = set(precisions) - {'fp32', 'bf16'}
+        if bad:
+            raise ValueError(f'unknown precisions {sorted(bad)}; valid: fp32, bf16')
+        # A GPU needs batches to be busy; two CPU cores are busy with one image, and ViT-B/16
+        # then takes about 3 minutes for every method (docs/speed.md).
+        batch = batch or (DEFAULT_BATCH['cuda'] if cuda else DEFAULT_BATCH['cpu'])
+        train_batch = train_batch or (DEFAULT_TRAIN_BATCH['cuda'] if cuda
+                                      else DEFAULT_TRAIN_BATCH['cpu'])
+        if train_batch < 2 and 'train' in modes:
+            raise ValueError('train batch must be >= 2 (contrastive losses need negatives)')
+        run = SpeedRun(out, device, warmup, reps, batch, train_batch, classes, crop, stride,
+                       compare, precisions, compile_model)
+        print(f'speed: {len(methods)} methods x {list(backbones)} x sizes {list(sizes)} on '
+              f'{run.device_name}; warmup {warmup}, reps {reps}, batch {batch}, train batch '
+              f'{train_batch}; rows -> {run.out / "speed.csv"}; load average {_load()}',
+              flush=True)
+        for backbone in backbones:
+            for size in sizes:
+                for method in methods:
+                    outcome = run.attempt(f'{method} on {backbone}',
+                                          lambda: run.inference(method, backbone, size, modes))
+                    if isinstance(outcome, str):
+                        run.record(method, backbone, size, 'build', '', '', note=outcome)
+                if compare:
+                    run.attempt('attention', lambda: run.attention(backbone, size))
+            if compare and text_vocabulary:
+                run.attempt('text', lambda: run.text(backbone, text_vocabulary, text_templates))
+        if dataset:
+            for size in sizes:
+                run.attempt('data', lambda: run.data(dataset, size, data_workers, data_root))
+        rows = results.read_rows(run.out / 'speed.csv')
+        plot(rows, run.out / 'speed.png')
+        (run.out / 'speed.md').write_text(markdown_table(rows))
+        # Other processes on the machine slow every figure down: the load average says so.
+        print(f'speed: {run.out / "speed.csv"}, speed.md, speed.png; load average {_load()}'
+              + (f'; {run.errors} measurements failed (see their note)' if run.errors else ''))
+        return run.errors
 
 
 # --------------------------------------------------------------------- table and plot

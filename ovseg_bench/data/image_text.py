@@ -510,38 +510,25 @@ class WebDatasetShards(ImageTextDataset):
 
 
 @DATASETS.register_module()
-class ConcatCaptionDatasets(torch.utils.data.Dataset):
+class ConcatCaptionDatasets(torch.utils.data.ConcatDataset):
     """Several image-caption datasets as one: the items of the first, then the second, ...
-    (SegCLIP trains on CC3M and COCO together).
+    (SegCLIP trains on CC3M and COCO together); torch's ``ConcatDataset`` over built members,
+    with the skipped-image count and metainfo the trainer reads.
 
     ``datasets``: dataset configs (or built datasets). ``pipeline``: given to every member
     config that sets none, so a shared pipeline is written once.
     """
 
     def __init__(self, datasets, pipeline=None):
-        built = []
-        for ds in datasets:
-            if isinstance(ds, dict):
-                ds = dict(ds)
-                if pipeline is not None:
-                    ds.setdefault('pipeline', pipeline)
-                ds = DATASETS.build(ds)
-            built.append(ds)
-        if not built:
-            raise ValueError('ConcatCaptionDatasets: no datasets given')
-        self.datasets = built
-        self.ends = np.cumsum([len(d) for d in built])
+        def build(ds):
+            if not isinstance(ds, dict):
+                return ds
+            ds = dict(ds)
+            if pipeline is not None:
+                ds.setdefault('pipeline', pipeline)
+            return DATASETS.build(ds)
 
-    def __len__(self):
-        return int(self.ends[-1])
-
-    def __getitem__(self, index):
-        index = int(index)
-        if not 0 <= index < len(self):
-            raise IndexError(f'index {index} out of range for {len(self)} images')
-        part = int(np.searchsorted(self.ends, index, side='right'))
-        start = int(self.ends[part - 1]) if part else 0
-        return self.datasets[part][index - start]
+        super().__init__([build(ds) for ds in datasets])
 
     @property
     def skipped(self):
