@@ -78,8 +78,9 @@ def cmd_train(args):
 
 def cmd_bench(args):
     from .bench.runner import run_matrix
-    failures = run_matrix(args.matrix, only=args.only, force=args.force, out_dir=args.out_dir)
-    if not args.no_leaderboard:
+    failures = run_matrix(args.matrix, only=args.only, force=args.force, out_dir=args.out_dir,
+                          dry_run=args.dry_run)
+    if not (args.no_leaderboard or args.dry_run):
         from mmengine.config import Config
         matrix = Config.fromfile(args.matrix)
         out_dir = Path(args.out_dir or matrix.out_dir)
@@ -189,6 +190,8 @@ def build_parser():
     s.add_argument('--force', action='store_true', help='rerun cells already in the results')
     s.add_argument('--out-dir', help="default: the matrix's out_dir")
     s.add_argument('--no-leaderboard', action='store_true')
+    s.add_argument('--dry-run', action='store_true',
+                   help='print the cells still to run (and which need training), run nothing')
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser('leaderboard', help='pivot result CSVs into leaderboard tables/figures')

@@ -28,6 +28,7 @@ TOP_LEVEL_KEYS = {
     'protocol': 'the evaluation protocol (ovseg_bench.segmentor)',
     'datasets': 'evaluation datasets by name',
     'seed': 'the seed of this benchmark cell',
+    'cell_name': "this benchmark cell's name (its folder under the bench's eval/)",
     'unseen_classes': 'zero-shot setting: unseen class names per evaluation dataset',
     'zero_shot_splits': 'the seen/unseen splits (configs/_base_/zero_shot/splits.py)',
 }

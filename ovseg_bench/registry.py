@@ -18,6 +18,7 @@ METHODS = Registry('method', scope='ovseg_bench', locations=['methods'])
 BACKBONES = Registry('backbone', scope='ovseg_bench', locations=['ovseg_bench.backbones'])
 
 _PLUGINS_LOADED = False
+PLUGIN_FILES = []  # loaded with load_plugin_file, for worker processes to load again
 
 
 def load_plugins():
@@ -45,6 +46,8 @@ def load_plugin_file(path):
     spec = importlib.util.spec_from_file_location(f'ovseg_plugin_{path.stem}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    if str(path.resolve()) not in PLUGIN_FILES:
+        PLUGIN_FILES.append(str(path.resolve()))
     return module
 
 

@@ -30,18 +30,29 @@ def per_class_key(row):
 
 
 def table(rows, metric='mIoU'):
-    """[(label, setting, {dataset: (mean, std, n)}), ...] and the dataset order."""
+    """[(label, setting, {dataset: (mean, std, n)}), ...] and the dataset order.
+
+    Rows differing only in seed are averaged. A method whose runs differ in starting weights
+    or training data on one dataset gets a line per run, labelled with what differs."""
     cells = defaultdict(list)
     datasets = []
     for r in rows:
         if r.get(metric) in ('', None):
             continue
-        label = f'{r["method"]} ({r["backbone"]})'
-        cells[(label, r['setting'], r['dataset'])].append(float(r[metric]))
+        run = (r['method'], r['backbone'], r['setting'], r.get('pretrained', ''),
+               r.get('train_data', ''))
+        cells[run + (r['dataset'],)].append(float(r[metric]))
         if r['dataset'] not in datasets:
             datasets.append(r['dataset'])
+    runs = defaultdict(set)          # (method, backbone, setting, dataset) -> its runs
+    for method, backbone, setting, pretrained, train_data, dataset in cells:
+        runs[(method, backbone, setting, dataset)].add((pretrained, train_data))
+    split = {k[:3] for k, v in runs.items() if len(v) > 1}
     out = defaultdict(dict)
-    for (label, setting, dataset), values in cells.items():
+    for (method, backbone, setting, pretrained, train_data, dataset), values in cells.items():
+        label = f'{method} ({backbone})'
+        if (method, backbone, setting) in split:
+            label += f' [weights {Path(pretrained).name}; trained on {train_data}]'
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         out[(label, setting)][dataset] = (statistics.mean(values), std, len(values))
     return [(label, setting, v) for (label, setting), v in sorted(out.items())], datasets

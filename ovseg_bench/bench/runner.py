@@ -1,47 +1,100 @@
 """The benchmark matrix runner behind ``ovseg-bench bench``.
 
-A matrix config (``configs/bench/*.py``) names methods x backbones x datasets x seeds and the
-protocol. Each cell is trained once per (method, backbone, seed) when the method is trainable
-(a finished training run is reused while its config and starting weights are unchanged),
-evaluated on every dataset, and written as one result row at once (atomically), so an interrupted run keeps every finished row and a rerun resumes.
+A matrix config (``configs/bench/*.py``, keys in :data:`MATRIX_KEYS`) names methods x
+backbones x training sets x datasets x seeds and the protocol. A trainable cell is trained once
+per (config, backbone, training set, seed) -- a finished run is reused while its config and
+starting weights are unchanged -- then evaluated on every dataset, each result written as one
+row at once (atomically), so an interrupted run keeps every finished row and a rerun resumes.
+
+Trainings run in ``train_workers`` worker processes (each its share of the CPU threads), while
+this process evaluates every cell whose weights are ready: on a 2-core machine two small
+trainings side by side get ~1.3x the throughput of one using both cores.
 """
 import copy
 import fnmatch
 import glob
 import hashlib
+import io
+import itertools
 import logging
+import multiprocessing
+import os
+import sys
 import time
 import traceback
+from collections import deque
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 from mmengine.config import Config
 
-from ..registry import METHODS, load_plugins, names
+from .. import config as C
+from ..registry import METHODS, PLUGIN_FILES, load_plugin_file, load_plugins, names
 from . import results
 
+# Every key a matrix config may hold, with what it is for.
+MATRIX_KEYS = {
+    'methods': "registered method names, or 'all' (plugins included)",
+    'exclude': 'method names left out of `all`',
+    'method_configs': "glob(s) of method configs; every match is a cell (per method type)",
+    'plugin_base': 'configs merged for a plugin method that has no config of its own',
+    'backbones': "backbone dicts (None: each config's own)",
+    'train_sets': "train_data dicts for trainable methods (None: each config's own)",
+    'train': 'training keys set in every trainable cell (e.g. a shorter schedule)',
+    'datasets': "evaluation datasets (None: each config's own `datasets`)",
+    'seeds': 'seeds; each seed of a trainable method is its own training run',
+    'protocol': 'protocol keys set in every cell',
+    'data_root': "the datasets' root folder, if not the dataset configs' own",
+    'synthetic': 'a synthetic world written first if absent (folder or make_synthetic kwargs)',
+    'pretrain': 'configs trained first (once; cached) that the cells start from',
+    'train_workers': 'trainings run side by side, each in its own process',
+    'save_predictions': 'predictions saved per cell for the qualitative grids',
+    'out_dir': 'where results.csv, per_class.csv, eval/ and the leaderboard go',
+}
 
-def method_configs(pattern):
-    """{method type: config path} for every config matching ``pattern`` (first one wins)."""
+
+def check_matrix(matrix):
+    C.check_keys({k: v for k, v in matrix.items() if not k.startswith('_')}, MATRIX_KEYS, '')
+    for key in ('methods', 'method_configs', 'datasets', 'seeds'):
+        if key not in matrix:
+            raise KeyError(f'matrix {matrix.filename or ""} has no {key!r} ({MATRIX_KEYS[key]})')
+
+
+def method_configs(patterns):
+    """{method type: [config paths]} for every config matching ``patterns`` (a glob or list)."""
     found = {}
-    for path in sorted(glob.glob(pattern)):
-        method = Config.fromfile(path).get('method', {}).get('type')
-        if method:
-            found.setdefault(method, path)
+    for pattern in [patterns] if isinstance(patterns, str) else patterns:
+        for path in sorted(glob.glob(pattern)):
+            method = Config.fromfile(path).get('method', {}).get('type')
+            if method and path not in found.get(method, []):
+                found.setdefault(method, []).append(path)
     return found
 
 
-def plugin_config(paths, method):
+def plugin_config(paths, method, matrix_name):
     """A config for a plugin that brought none: ``paths`` merged in order, its method type."""
     cfg = Config()
     for path in paths:
         cfg.merge_from_dict(Config.fromfile(path).to_dict())
     cfg.method = dict(type=method)
-    cfg.work_dir = f'work_dirs/{method.lower()}_tiny_synth'
+    cfg.work_dir = f'work_dirs/{method.lower()}_{matrix_name}'
     return cfg
 
 
+def _variant(cfg, key, value):
+    """Set ``cfg[key] = value`` and return a work_dir tag when that changes the config."""
+    if value is None or cfg.get(key) == value:
+        return ''
+    cfg[key] = copy.deepcopy(value)
+    kind = value.get('model') or value.get('name') or value.get('type') or key
+    return f'_{Path(str(kind)).stem}-{results.config_hash(value)[:6]}'
+
+
 def cell_configs(matrix):
-    """One evaluation config per (method, backbone, seed), as the matrix asks."""
+    """One config per (method config, backbone, training set, seed), as the matrix asks.
+
+    A cell that departs from its config (another backbone, training set, schedule or seed)
+    gets its own work_dir, so that no two training runs share one."""
     load_plugins()
     wanted = names(METHODS) if matrix.methods == 'all' else list(matrix.methods)
     known = method_configs(matrix.method_configs)
@@ -49,25 +102,46 @@ def cell_configs(matrix):
     for method in wanted:
         if method in matrix.get('exclude', []):
             continue
-        base = Config.fromfile(known[method]) if method in known else plugin_config(
-            matrix.plugin_base, method)
-        for backbone in matrix.get('backbones') or [None]:
-            trainable = METHODS.get(method).trainable
-            for seed in matrix.seeds if trainable else matrix.seeds[:1]:
+        bases = ([Config.fromfile(p) for p in known[method]] if method in known
+                 else [plugin_config(matrix.plugin_base, method,
+                                     Path(matrix.filename or 'bench').stem)])
+        trainable = METHODS.get(method).trainable
+        train_sets = (matrix.get('train_sets') or [None]) if trainable else [None]
+        for base, backbone, train_set in itertools.product(
+                bases, matrix.get('backbones') or [None], train_sets):
+            trains = trainable and bool(train_set or base.get('train_data'))
+            for seed in matrix.seeds if trains else matrix.seeds[:1]:
                 cfg = copy.deepcopy(base)
-                if backbone is not None:
-                    cfg.backbone = dict(backbone)
+                tag = _variant(cfg, 'backbone', backbone)
+                if trains:
+                    tag += _variant(cfg, 'train_data', train_set)
+                    if matrix.get('train'):
+                        train = {**cfg.get('train', {}), **matrix.train}
+                        tag += _variant(cfg, 'train', train)
+                    # Another seed is another training run (the config's own seed keeps its
+                    # work_dir, so e.g. the pretraining run is reused as the CLIP cell).
+                    if cfg.get('train', {}).get('seed', 0) != seed:
+                        cfg.setdefault('train', {})['seed'] = seed
+                        tag += f'_s{seed}'
+                if tag:
+                    cfg.work_dir = f'{cfg.get("work_dir", f"work_dirs/{method.lower()}")}{tag}'
+                model = cfg.backbone.get('model') or Path(cfg.backbone.get('path', '')).name
+                stem = f'-{Path(base.filename).stem}' if len(bases) > 1 else ''
+                cfg.cell_name = f'{method}-{model}-s{seed}{stem}{tag}'
                 if 'protocol' in matrix:
                     cfg.protocol = {**cfg.get('protocol', {}), **matrix.protocol}
                 cfg.seed = seed
-                train = cfg.setdefault('train', {})
-                if trainable and train.get('seed', 0) != seed:
-                    # Another seed is another training run (the config's own seed keeps its
-                    # work_dir, so e.g. the pretraining run is reused as the CLIP cell).
-                    train['seed'] = seed
-                    cfg.work_dir = f'{cfg.get("work_dir", f"work_dirs/{method.lower()}")}_s{seed}'
                 out.append(cfg)
     return out
+
+
+def cell_datasets(matrix, cfg):
+    """The matrix's datasets, or (``datasets = None``) the cell config's own."""
+    datasets = matrix.datasets if matrix.datasets is not None else cfg.get('datasets')
+    if not datasets:
+        raise KeyError(f'{cfg.method.type}: the matrix has datasets=None and its config '
+                       f'{cfg.filename or ""} names no `datasets`')
+    return list(datasets)
 
 
 def parse_only(text):
@@ -87,21 +161,24 @@ def selected(key, only):
 
 class Progress:
     """One line per event: which cell, how far, elapsed and time left. The estimate covers
-    the evaluations (timed apart from training) and names the training runs still ahead,
-    whose own progress and ETA are in the trainer's log lines."""
+    the evaluations (each timed on its own, as trainings run beside them) and counts the
+    training runs not finished yet, whose own progress and ETA are in their log lines."""
 
     def __init__(self, total, trainings=0):
         self.total, self.done, self.trainings = total, 0, trainings
-        self.start, self.train_s = time.perf_counter(), 0.0
+        self.start, self.eval_s = time.perf_counter(), 0.0
 
-    def trained(self, seconds):
+    def trained(self):
         self.trainings -= 1
-        self.train_s += seconds
+
+    def evaluated(self, seconds=0.0):
+        self.done += 1
+        self.eval_s += seconds
 
     def say(self, text):
         elapsed = time.perf_counter() - self.start
         if self.done:
-            left = (elapsed - self.train_s) / self.done * (self.total - self.done)
+            left = self.eval_s / self.done * (self.total - self.done)
             eta = f'{left / 60:.1f} min of evaluation left'
         else:
             eta = 'estimating'
@@ -110,28 +187,19 @@ class Progress:
         print(f'[{self.done}/{self.total} | {elapsed / 60:.1f} min | {eta}] {text}', flush=True)
 
 
-def ensure_prerequisites(matrix):
-    """Synthetic data and pretrained backbones the matrix stands on, made once and cached."""
-    if matrix.get('synthetic'):
-        from ..data.synthetic import make_synthetic
-        spec = matrix.synthetic  # an output folder, or make_synthetic's keyword arguments
-        make_synthetic(**spec) if isinstance(spec, dict) else make_synthetic(spec)
-    for cfg_path in matrix.get('pretrain', []):
-        cfg = Config.fromfile(cfg_path)
-        if not is_cached(cfg, 'backbone.pt'):
-            print(f'pretraining {cfg_path} (once; cached in {cfg.work_dir})', flush=True)
-            train_and_stamp(cfg)
-
-
-# What a training run depends on; protocol, datasets and post-training checks are not part of it.
+# What a training run depends on; protocol, datasets and post-training checks are not part of
+# it, nor are the train keys that cannot change the weights.
 TRAINING_KEYS = ('backbone', 'method', 'train_data', 'train')
+NOT_TRAINING = ('cpu_threads', 'log_interval')
 
 
 def fingerprint(cfg):
     """A hash of the training part of ``cfg`` and of the bytes of the weights it starts from,
     so that a cached run is reused only for the same config on the same pretrained backbone."""
-    digest = hashlib.sha1(results.config_hash(
-        {k: cfg[k] for k in TRAINING_KEYS if k in cfg}).encode())
+    part = {k: copy.deepcopy(cfg[k]) for k in TRAINING_KEYS if k in cfg}
+    for key in NOT_TRAINING:
+        part.get('train', {}).pop(key, None)
+    digest = hashlib.sha1(results.config_hash(part).encode())
     pretrained = cfg.get('backbone', {}).get('pretrained')
     if pretrained and Path(pretrained).is_file():
         with open(pretrained, 'rb') as f:
@@ -139,7 +207,7 @@ def fingerprint(cfg):
     return digest.hexdigest()[:12]
 
 
-def is_cached(cfg, weights):
+def is_cached(cfg, weights, say=True):
     """Whether ``cfg.work_dir`` holds ``weights`` from a run with ``cfg``'s fingerprint."""
     work_dir = Path(cfg.work_dir)
     if not (work_dir / weights).is_file():
@@ -147,92 +215,236 @@ def is_cached(cfg, weights):
     stamp = work_dir / 'fingerprint.txt'
     if stamp.is_file() and stamp.read_text().strip() == fingerprint(cfg):
         return True
-    print(f'{work_dir / weights} comes from another config or backbone: retraining', flush=True)
+    if say:
+        print(f'{work_dir / weights} comes from another config or backbone: retraining',
+              flush=True)
     return False
 
 
-def train_and_stamp(cfg):
-    """Train ``cfg``; record its fingerprint and wall time in its work_dir; returns seconds."""
+def train_and_stamp(cfg, threads=None):
+    """Train ``cfg`` (with ``threads`` CPU threads if given); record its fingerprint and wall
+    time in its work_dir; returns seconds."""
     from ..engine.trainer import train
+    stamp = fingerprint(cfg)
+    if threads:
+        cfg = copy.deepcopy(cfg)
+        cfg.setdefault('train', {})['cpu_threads'] = threads
     start = time.perf_counter()
     train(cfg)
     seconds = round(time.perf_counter() - start, 1)
     (Path(cfg.work_dir) / 'train_time_s.txt').write_text(str(seconds))
-    (Path(cfg.work_dir) / 'fingerprint.txt').write_text(fingerprint(cfg))
+    (Path(cfg.work_dir) / 'fingerprint.txt').write_text(stamp)
     return seconds
 
 
-def ensure_trained(cfg):
-    """Train ``cfg`` unless its work_dir holds its final head; returns (path, seconds)."""
-    head_path = Path(cfg.work_dir) / 'head.pt'
-    if is_cached(cfg, 'head.pt'):
-        timing = Path(cfg.work_dir) / 'train_time_s.txt'
-        return head_path, float(timing.read_text()) if timing.is_file() else ''
-    return head_path, train_and_stamp(cfg)
+def needs_training(cfg):
+    """A trainable method is trained when its config names training data; without any (CLIP
+    on given weights) it is evaluated as built, which :func:`check_untrained` guards."""
+    return METHODS.get(cfg.method.type).trainable and bool(cfg.get('train_data'))
 
 
-def run_matrix(matrix_path, only='', force=False, out_dir=None):
-    """Run every selected cell not already in the results; returns the list of failures."""
-    from ..engine.evaluate import evaluate, load_head
-    matrix = Config.fromfile(matrix_path)
-    out_dir = Path(out_dir or matrix.out_dir)
-    csv_path = out_dir / 'results.csv'
-    only = parse_only(only)
-    ensure_prerequisites(matrix)
+def check_untrained(cfg, head):
+    """Refuse to evaluate a trainable head with parameters of its own that nothing trained."""
+    own = [n for n, _ in head.named_parameters() if not n.startswith('backbone.')]
+    if METHODS.get(cfg.method.type).trainable and own:
+        raise ValueError(f'{cfg.method.type} has parameters of its own ({own[0]}, ...) but its '
+                         f'config {cfg.filename or ""} names no train_data to train them on')
+
+
+def trained_time(cfg):
+    timing = Path(cfg.work_dir) / 'train_time_s.txt'
+    return float(timing.read_text()) if timing.is_file() else ''
+
+
+class _Prefixed(io.TextIOBase):
+    """A text stream that starts every line with ``prefix`` (a worker's name)."""
+
+    def __init__(self, stream, prefix):
+        self.stream, self.prefix, self.at_line_start = stream, prefix, True
+
+    def write(self, text):
+        out = []
+        for line in text.splitlines(keepends=True):
+            out.append(self.prefix + line if self.at_line_start else line)
+            self.at_line_start = line.endswith('\n')
+        self.stream.write(''.join(out))
+        return len(text)
+
+    def flush(self):
+        self.stream.flush()
+
+
+def _worker_init(plugin_files):
+    """A training worker: same plugins as the parent, and gone when the parent dies."""
+    try:  # Linux: a killed runner takes its trainings with it (no orphans writing work_dirs)
+        import ctypes
+        import signal
+        ctypes.CDLL('libc.so.6').prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    load_plugins()
+    for path in plugin_files:
+        load_plugin_file(path)
+
+
+def _train_job(cfg, threads, name):
+    sys.stdout = _Prefixed(sys.__stdout__, f'[{name}] ')
+    sys.stderr = _Prefixed(sys.__stderr__, f'[{name}] ')
+    return train_and_stamp(cfg, threads)
+
+
+class Trainings:
+    """Training runs in ``workers`` processes (started on first use), ``threads`` each."""
+
+    def __init__(self, workers=1):
+        self.workers = max(1, int(workers))
+        self.cpus = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') \
+            else os.cpu_count() or 1
+        self.pool = None
+
+    def submit(self, cfg, side_by_side=1):
+        """Start training ``cfg``; ``side_by_side``: how many run at once (shares the CPUs)."""
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context('spawn'),
+                initializer=_worker_init, initargs=(list(PLUGIN_FILES),))
+        threads = max(1, self.cpus // max(1, min(self.workers, side_by_side)))
+        return self.pool.submit(_train_job, cfg, threads, Path(cfg.work_dir).name)
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def ensure_prerequisites(matrix, trainings):
+    """Synthetic data and pretrained backbones the matrix stands on, made once and cached."""
+    if matrix.get('synthetic'):
+        from ..data.synthetic import make_synthetic
+        spec = matrix.synthetic  # an output folder, or make_synthetic's keyword arguments
+        make_synthetic(**spec) if isinstance(spec, dict) else make_synthetic(spec)
+    todo = [Config.fromfile(p) for p in matrix.get('pretrain', [])]
+    todo = [cfg for cfg in todo if not is_cached(cfg, 'backbone.pt')]
+    for cfg in todo:
+        print(f'pretraining {cfg.filename} (once; cached in {cfg.work_dir})', flush=True)
+    for future in [trainings.submit(cfg, len(todo)) for cfg in todo]:
+        future.result()
+
+
+def plan_cells(matrix, csv_path, only, force):
+    """[(cfg, datasets to evaluate)] for every selected cell not yet in the results."""
     # A finished row counts only if it came from the same cell config (a changed config or
     # protocol reruns the cell and replaces the row).
     done = {} if force else {results.row_key(r): r.get('config_hash')
                              for r in results.read_rows(csv_path)}
     plan = []
     for cfg in cell_configs(matrix):
-        todo = []
         cfg_hash = results.config_hash(cfg.to_dict())
-        for dataset in matrix.datasets:
-            key = results.cell_key(cfg, dataset)
-            if selected(key, only) and done.get(results.row_key(key)) != cfg_hash:
-                todo.append(dataset)
+        todo = [d for d in cell_datasets(matrix, cfg)
+                if selected(key := results.cell_key(cfg, d), only)
+                and done.get(results.row_key(key)) != cfg_hash]
         if todo:
             plan.append((cfg, todo))
-    progress = Progress(sum(len(t) for _, t in plan),
-                        sum(METHODS.get(cfg.method.type).trainable for cfg, _ in plan))
-    if not plan:
-        print(f'nothing to do: every selected cell is in {csv_path} (use --force to rerun)')
+    return plan
+
+
+def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
+    """Run every selected cell not already in the results; returns the list of failures.
+
+    ``dry_run``: print the plan (cells, datasets, whether each needs training) and stop."""
+    from .speed import torch_threads
+    matrix = Config.fromfile(matrix_path)
+    check_matrix(matrix)
+    out_dir = Path(out_dir or matrix.out_dir)
+    csv_path = out_dir / 'results.csv'
+    only = parse_only(only)
+    if dry_run:
+        plan = plan_cells(matrix, csv_path, only, force)
+        for cfg, todo in plan:
+            if not needs_training(cfg):
+                state = 'evaluated as built'
+            else:
+                cached = is_cached(cfg, 'head.pt', say=False)
+                state = f'{"trained" if cached else "to train"} in {cfg.work_dir}'
+            print(f'{cfg.cell_name}: {", ".join(todo)} ({state})')
+        print(f'{sum(len(t) for _, t in plan)} evaluation(s) planned; results: {csv_path}')
+        return []
     failures = []
-    for cfg, todo in plan:
-        method = cfg.method.type
-        try:
-            checkpoint, train_s = None, ''
-            if METHODS.get(method).trainable:
-                progress.say(f'{method}: training ({cfg.work_dir})')
-                start = time.perf_counter()
-                try:
-                    checkpoint, train_s = ensure_trained(cfg)
-                finally:
-                    progress.trained(time.perf_counter() - start)
-            head = load_head(cfg, checkpoint)
-        except Exception as e:  # one failing cell is reported, the rest go on
-            failures += [(method, d, e) for d in todo]
-            progress.done += len(todo)
-            progress.say(f'{method}: FAILED to build/train: {e!r}')
-            logging.getLogger(__name__).debug(traceback.format_exc())
-            continue
-        for dataset in todo:
-            progress.say(f'{method} x {dataset}: evaluating')
-            try:
-                key = results.cell_key(cfg, dataset)
-                cell_dir = out_dir / 'eval' / f'{method}-{key["backbone"]}-s{key["seed"]}'
-                row = evaluate(cfg, dataset, cell_dir / dataset, head=head,
-                               results_csv=csv_path, extra=dict(train_time_s=train_s),
-                               save_first=matrix.get('save_predictions', 0),
-                               data_root=matrix.get('data_root'))
-                progress.done += 1
-                progress.say(f'{method} x {dataset}: mIoU {row["mIoU"]:.2f}')
-            except Exception as e:
-                failures.append((method, dataset, e))
-                progress.done += 1
-                progress.say(f'{method} x {dataset}: FAILED: {e!r}')
-                traceback.print_exc()
+    with Trainings(matrix.get('train_workers', 1)) as trainings:
+        ensure_prerequisites(matrix, trainings)
+        plan = plan_cells(matrix, csv_path, only, force)
+        if not plan:
+            print(f'nothing to do: every selected cell is in {csv_path} (use --force to rerun)')
+        # Cells with their weights ready are evaluated here while the others train.
+        ready, training = deque(), {}
+        to_train = [(cfg, todo) for cfg, todo in plan
+                    if needs_training(cfg) and not is_cached(cfg, 'head.pt')]
+        progress = Progress(sum(len(t) for _, t in plan), len(to_train))
+        for cfg, todo in plan:
+            if any(cfg is c for c, _ in to_train):
+                progress.say(f'{cfg.method.type}: training ({cfg.work_dir})')
+                training[trainings.submit(cfg, len(to_train))] = (cfg, todo)
+            else:
+                ready.append((cfg, todo, trained_time(cfg)))
+        while ready or training:
+            finished = [f for f in training if f.done()]
+            if not ready and not finished:
+                finished = wait(training, return_when=FIRST_COMPLETED).done
+            for future in finished:
+                cfg, todo = training.pop(future)
+                progress.trained()
+                if future.exception() is None:
+                    progress.say(f'{cfg.method.type}: trained in {future.result():.0f} s')
+                    ready.append((cfg, todo, future.result()))
+                else:  # one failing cell is reported, the rest go on
+                    failures += [(cfg.method.type, d, future.exception()) for d in todo]
+                    for _ in todo:
+                        progress.evaluated()
+                    progress.say(f'{cfg.method.type}: FAILED to train: {future.exception()!r}')
+            if ready:
+                # Beside running trainings, one thread: more would contend for the cores.
+                with torch_threads(1 if training else None):
+                    failures += evaluate_cell(matrix, out_dir, *ready.popleft(), progress)
     for method, dataset, e in failures:
         print(f'failed: {method} x {dataset}: {e}')
     print(f'results: {csv_path} ({len(results.read_rows(csv_path))} rows)')
+    return failures
+
+
+def evaluate_cell(matrix, out_dir, cfg, todo, train_s, progress):
+    """Evaluate one cell on its datasets, a result row each; returns the failures."""
+    from ..engine.evaluate import evaluate, load_head
+    method, csv_path = cfg.method.type, out_dir / 'results.csv'
+    checkpoint = Path(cfg.work_dir) / 'head.pt' if needs_training(cfg) else None
+    try:
+        head = load_head(cfg, checkpoint)
+        if checkpoint is None:
+            check_untrained(cfg, head)
+    except Exception as e:
+        for _ in todo:
+            progress.evaluated()
+        progress.say(f'{method}: FAILED to build: {e!r}')
+        logging.getLogger(__name__).debug(traceback.format_exc())
+        return [(method, d, e) for d in todo]
+    failures = []
+    for dataset in todo:
+        progress.say(f'{method} x {dataset}: evaluating')
+        start = time.perf_counter()
+        try:
+            row = evaluate(cfg, dataset, out_dir / 'eval' / cfg.cell_name / dataset, head=head,
+                           results_csv=csv_path, extra=dict(train_time_s=train_s),
+                           save_first=matrix.get('save_predictions', 0),
+                           data_root=matrix.get('data_root'))
+            progress.evaluated(time.perf_counter() - start)
+            progress.say(f'{method} x {dataset}: mIoU {row["mIoU"]:.2f}')
+        except Exception as e:
+            failures.append((method, dataset, e))
+            progress.evaluated(time.perf_counter() - start)
+            progress.say(f'{method} x {dataset}: FAILED: {e!r}')
+            traceback.print_exc()
     return failures

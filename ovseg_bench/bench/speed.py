@@ -295,7 +295,7 @@ def method_settings(method, backbone):
     found = tiny if backbone_model(backbone) == 'ovseg-tiny' else {**tiny, **vit}
     if method not in found:
         return dict(type=method), {}, []
-    cfg = Config.fromfile(found[method]).to_dict()
+    cfg = Config.fromfile(found[method][0]).to_dict()   # the first, as sorted by path
     return (dict(cfg['method']), dict(cfg.get('train') or {}),
             list((cfg.get('train_data') or {}).get('pipeline') or []))
 

@@ -5,8 +5,8 @@ from PIL import Image
 from ovseg_bench.bench import leaderboard, results
 
 
-def fake_rows(method, seed, values, setting='open_vocab'):
-    return [dict(method=method, backbone='ovseg-tiny', pretrained='p', train_data='none',
+def fake_rows(method, seed, values, setting='open_vocab', train_data='none'):
+    return [dict(method=method, backbone='ovseg-tiny', pretrained='p', train_data=train_data,
                  dataset=d, setting=setting, seed=seed, mIoU=v) for d, v in values.items()]
 
 
@@ -35,6 +35,19 @@ def test_mean_over_seeds_reference_rows_and_merge(tmp_path):
     assert '| M1 (ovseg-tiny) | measured |' in md and '| reference |' in md
     png = Image.open(tmp_path / 'out' / 'leaderboard.png')
     assert png.size[0] > 300 and png.size[1] > 200
+
+
+def test_runs_on_other_training_data_are_lines_of_their_own_not_seeds():
+    rows = (fake_rows('Z', 0, {'voc20': 30.0}, train_data='NamedSplit:voc20')
+            + fake_rows('Z', 0, {'context59': 20.0}, train_data='NamedSplit:context59')
+            + fake_rows('P', 0, {'voc20': 10.0}, train_data='Csv:cc3m')
+            + fake_rows('P', 0, {'voc20': 14.0}, train_data='Csv:cc12m'))
+    entries = {label: cells for label, _, cells in leaderboard.table(rows)[0]}
+    # Each dataset's own training split (the zero-shot setting): one line, nothing averaged.
+    assert entries['Z (ovseg-tiny)'] == {'voc20': (30.0, 0.0, 1), 'context59': (20.0, 0.0, 1)}
+    # Two training sets on one dataset: two lines, labelled, never a mean of 12 +- 2.8.
+    assert entries['P (ovseg-tiny) [weights p; trained on Csv:cc3m]']['voc20'][0] == 10.0
+    assert entries['P (ovseg-tiny) [weights p; trained on Csv:cc12m]']['voc20'][0] == 14.0
 
 
 def test_published_reference_rows_follow_the_conventions():

@@ -149,11 +149,37 @@ def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
     monkeypatch.setattr(runner.time, 'perf_counter', lambda: next(clock))
     progress = Progress(total=4, trainings=2)
     progress.say('A: training')
-    progress.trained(600.0)
-    progress.done = 1                          # one evaluation took the remaining 60 s
+    progress.trained()
+    progress.evaluated(60.0)                # one evaluation took 60 s of the 660
     progress.say('A x d1: mIoU 1.00')
     first, second = capsys.readouterr().out.splitlines()
     assert first == '[0/4 | 0.0 min | estimating + 2 training run(s)] A: training'
     # 3 evaluations of 60 s left, not 3 x 660 s; one training still ahead
     assert second == ('[1/4 | 11.0 min | 3.0 min of evaluation left + 1 training run(s)] '
                       'A x d1: mIoU 1.00')
+
+
+def test_trainings_run_side_by_side_and_cells_are_evaluated(tmp_path, synth_root):
+    (tmp_path / 'data').mkdir()
+    (tmp_path / 'data' / 'synth').symlink_to(synth_root)   # the configs' own training data
+    matrix = write_matrix(tmp_path, synth_root, ['PACL', 'ViLSeg', 'MaskCLIP'], ['synth_voc'])
+    matrix.write_text(matrix.read_text() + '''
+train = dict(iters=2, batch_size=4, num_workers=0, log_interval=1, checkpoint_interval=2)
+train_workers = 2
+''')
+    cmd = [sys.executable, '-m', 'ovseg_bench.cli', 'bench', str(matrix), '--no-leaderboard']
+    plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout
+    assert 'PACL-ovseg-tiny-s0_' in plan and 'to train' in plan
+    out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    rows = {r['method']: r for r in results.read_rows(tmp_path / 'bench' / 'results.csv')}
+    assert sorted(rows) == ['MaskCLIP', 'PACL', 'ViLSeg']
+    for method, work_dir in (('PACL', 'pacl_tiny_synth'), ('ViLSeg', 'vilseg_tiny_synth')):
+        # Another backbone and schedule make another run: its own work_dir beside the config's.
+        run = next((tmp_path / 'work_dirs').glob(f'{work_dir}_ovseg-tiny-*_train-*'))
+        assert (run / 'head.pt').is_file() and float(rows[method]['train_time_s']) > 0
+        # Each worker's log lines carry its run's name.
+        assert f'[{run.name}] ' in out and 'Iter(train) [2/2]' in out
+    plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
+                          check=True).stdout
+    assert '0 evaluation(s) planned' in plan
