@@ -23,10 +23,14 @@ layout. :func:`make_synthetic` writes four segmentation datasets in the real on-
                            ``labels/{train,val}2017/*.png`` (world ids)
 """
 import json
+import multiprocessing as mp
+import os
 import re
 import shutil
+import signal
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -526,10 +530,9 @@ _LAYOUT_DIRS = ('VOCdevkit/VOC2012', 'VOCdevkit/VOC2010', 'coco_stuff164k',
 _VOC_PALETTE = voc_colormap().ravel().tolist()
 
 
-def _scenes(seed, stream, split, n, size):
-    for i in range(n):
-        rng = np.random.default_rng([seed, _STREAMS[stream], split, i])
-        yield i, _render(rng, size)
+def _scene(seed, stream, split_id, i, size):
+    # Each image has its own seed stream, so images can be rendered in any order or process.
+    return _render(np.random.default_rng([seed, _STREAMS[stream], split_id, i]), size)
 
 
 def _save_jpg(rgb, path):
@@ -543,100 +546,164 @@ def _save_png(values, path, palette=None):
     im.save(path)
 
 
-def _write_voc(root, seed, splits, size):
+def _write_list(path, names):
+    path.write_text(''.join(f'{x}\n' for x in names))
+
+
+# A layout's planner makes its folders and returns one step per split: ``(n, image, finish)``,
+# where ``image(i)`` renders and saves image ``i`` of the split (in a worker process) and
+# returns what ``finish(results)`` (in the parent, with the results in order) needs.
+def _voc_image(base, seed, split_id, offset, size, i):
+    s = _scene(seed, 'voc', split_id, i, size)
+    name = f'2012_{offset + i:06d}'
+    seg = view_lut('voc')[s['label']]
+    seg[_boundary(s['instances'])] = 255   # void border around every object
+    _save_jpg(s['rgb'], base / 'JPEGImages' / f'{name}.jpg')
+    _save_png(seg, base / 'SegmentationClass' / f'{name}.png', _VOC_PALETTE)
+    return name
+
+
+def _plan_voc(root, seed, splits, size):
     base = root / 'VOCdevkit' / 'VOC2012'
     for sub in ('JPEGImages', 'SegmentationClass', 'ImageSets/Segmentation'):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    lut, offset = view_lut('voc'), 0
+    steps, offset = [], 0
     for split_id, (split, n) in enumerate(splits):
-        names = []
-        for i, s in _scenes(seed, 'voc', split_id, n, size):
-            name = f'2012_{offset + i:06d}'
-            seg = lut[s['label']]
-            seg[_boundary(s['instances'])] = 255   # void border around every object
-            _save_jpg(s['rgb'], base / 'JPEGImages' / f'{name}.jpg')
-            _save_png(seg, base / 'SegmentationClass' / f'{name}.png', _VOC_PALETTE)
-            names.append(name)
+        steps.append((n, partial(_voc_image, base, seed, split_id, offset, size),
+                      partial(_write_list, base / 'ImageSets/Segmentation' / f'{split}.txt')))
         offset += n
-        (base / 'ImageSets/Segmentation' / f'{split}.txt').write_text(''.join(
-            f'{x}\n' for x in names))
+    return steps
 
 
-def _write_context(root, seed, splits, size):
+def _context_image(base, seed, split_id, offset, size, i):
+    s = _scene(seed, 'context', split_id, i, size)
+    name = f'2010_{offset + i:06d}'
+    _save_jpg(s['rgb'], base / 'JPEGImages' / f'{name}.jpg')
+    _save_png(view_lut('context')[s['label']],
+              base / 'SegmentationClassContext' / f'{name}.png')
+    return name
+
+
+def _plan_context(root, seed, splits, size):
     base = root / 'VOCdevkit' / 'VOC2010'
     for sub in ('JPEGImages', 'SegmentationClassContext', 'ImageSets/SegmentationContext'):
         (base / sub).mkdir(parents=True, exist_ok=True)
-    lut, offset = view_lut('context'), 0
+    steps, offset = [], 0
     for split_id, (split, n) in enumerate(splits):
-        names = []
-        for i, s in _scenes(seed, 'context', split_id, n, size):
-            name = f'2010_{offset + i:06d}'
-            _save_jpg(s['rgb'], base / 'JPEGImages' / f'{name}.jpg')
-            _save_png(lut[s['label']], base / 'SegmentationClassContext' / f'{name}.png')
-            names.append(name)
+        steps.append((n, partial(_context_image, base, seed, split_id, offset, size),
+                      partial(_write_list,
+                              base / 'ImageSets/SegmentationContext' / f'{split}.txt')))
         offset += n
-        (base / 'ImageSets/SegmentationContext' / f'{split}.txt').write_text(''.join(
-            f'{x}\n' for x in names))
+    return steps
 
 
-def _write_coco_stuff(root, seed, splits, size):
-    base = root / 'coco_stuff164k'
+def _coco_stuff_image(img_dir, ann_dir, seed, split_id, size, i):
+    s = _scene(seed, 'coco_stuff', split_id, i, size)
+    name = f'{(split_id + 1) * 100000 + i:012d}'
+    seg, r = s['label'].copy(), s['stuff_regions']
+    seam = np.zeros(r.shape, bool)   # unlabelled (255): 1-px seams between stuff regions
+    seam[:, 1:] |= r[:, 1:] != r[:, :-1]
+    seam[1:] |= r[1:] != r[:-1]
+    seg[seam & (s['instances'] == 0)] = 255
+    _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
+    _save_png(seg, ann_dir / f'{name}_labelTrainIds.png')
+
+
+def _plan_coco_stuff(root, seed, splits, size):
+    base, steps = root / 'coco_stuff164k', []
     for split_id, (split, n) in enumerate(splits):
         img_dir, ann_dir = base / 'images' / f'{split}2017', base / 'annotations' / f'{split}2017'
         img_dir.mkdir(parents=True, exist_ok=True)
         ann_dir.mkdir(parents=True, exist_ok=True)
-        for i, s in _scenes(seed, 'coco_stuff', split_id, n, size):
-            name = f'{(split_id + 1) * 100000 + i:012d}'
-            seg, r = s['label'].copy(), s['stuff_regions']
-            seam = np.zeros(r.shape, bool)   # unlabelled (255): 1-px seams between stuff regions
-            seam[:, 1:] |= r[:, 1:] != r[:, :-1]
-            seam[1:] |= r[1:] != r[:-1]
-            seg[seam & (s['instances'] == 0)] = 255
-            _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
-            _save_png(seg, ann_dir / f'{name}_labelTrainIds.png')
+        steps.append((n, partial(_coco_stuff_image, img_dir, ann_dir, seed, split_id, size),
+                      None))
+    return steps
 
 
-def _write_ade(root, seed, splits, size):
-    base = root / 'ADEChallengeData2016'
-    lut = view_lut('ade')
+def _ade_image(img_dir, ann_dir, tag, seed, split_id, size, i):
+    s = _scene(seed, 'ade', split_id, i, size)
+    name = f'ADE_{tag}_{i + 1:08d}'
+    _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
+    _save_png(view_lut('ade')[s['label']], ann_dir / f'{name}.png')
+
+
+def _plan_ade(root, seed, splits, size):
+    base, steps = root / 'ADEChallengeData2016', []
     for split_id, (split, n) in enumerate(splits):
         folder, tag = ('training', 'train') if split == 'train' else ('validation', 'val')
         img_dir, ann_dir = base / 'images' / folder, base / 'annotations' / folder
         img_dir.mkdir(parents=True, exist_ok=True)
         ann_dir.mkdir(parents=True, exist_ok=True)
-        for i, s in _scenes(seed, 'ade', split_id, n, size):
-            name = f'ADE_{tag}_{i + 1:08d}'
-            _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
-            _save_png(lut[s['label']], ann_dir / f'{name}.png')
+        steps.append((n, partial(_ade_image, img_dir, ann_dir, tag, seed, split_id, size),
+                      None))
+    return steps
 
 
-def _write_captions(root, seed, splits, size):
-    base = root / 'coco'
+def _caption_image(img_dir, lab_dir, seed, split_id, size, i):
+    s = _scene(seed, 'captions', split_id, i, size)
+    image_id = (split_id + 1) * 1000000 + i
+    name = f'{image_id:012d}'
+    _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
+    _save_png(s['label'], lab_dir / f'{name}.png')
+    h, w = s['label'].shape
+    image = dict(license=1, file_name=f'{name}.jpg', coco_url='', height=h, width=w,
+                 date_captured='2017-01-01 00:00:00', flickr_url='', id=image_id,
+                 classes=s['classes'])
+    return image, s['captions']
+
+
+def _write_caption_json(path, split_id, results):
+    images, anns = [], []
+    for image, captions in results:
+        images.append(image)
+        for caption in captions:
+            anns.append(dict(image_id=image['id'], id=len(anns) + 1 + split_id * 10000000,
+                             caption=caption))
+    doc = dict(
+        info=dict(description='ovseg_bench synthetic world captions', url='',
+                  version='1.0', year=2017, contributor='ovseg_bench',
+                  date_created='2017/01/01'),
+        licenses=[dict(url='', id=1, name='generated by ovseg_bench (no restrictions)')],
+        images=images, annotations=anns)
+    path.write_text(json.dumps(doc))
+
+
+def _plan_captions(root, seed, splits, size):
+    base, steps = root / 'coco', []
     (base / 'annotations').mkdir(parents=True, exist_ok=True)
     for split_id, (split, n) in enumerate(splits):
         img_dir, lab_dir = base / f'{split}2017', base / 'labels' / f'{split}2017'
         img_dir.mkdir(parents=True, exist_ok=True)
         lab_dir.mkdir(parents=True, exist_ok=True)
-        images, anns = [], []
-        for i, s in _scenes(seed, 'captions', split_id, n, size):
-            image_id = (split_id + 1) * 1000000 + i
-            name = f'{image_id:012d}'
-            _save_jpg(s['rgb'], img_dir / f'{name}.jpg')
-            _save_png(s['label'], lab_dir / f'{name}.png')
-            h, w = s['label'].shape
-            images.append(dict(license=1, file_name=f'{name}.jpg', coco_url='', height=h,
-                               width=w, date_captured='2017-01-01 00:00:00', flickr_url='',
-                               id=image_id, classes=s['classes']))
-            for caption in s['captions']:
-                anns.append(dict(image_id=image_id, id=len(anns) + 1 + split_id * 10000000,
-                                 caption=caption))
-        doc = dict(
-            info=dict(description='ovseg_bench synthetic world captions', url='',
-                      version='1.0', year=2017, contributor='ovseg_bench',
-                      date_created='2017/01/01'),
-            licenses=[dict(url='', id=1, name='generated by ovseg_bench (no restrictions)')],
-            images=images, annotations=anns)
-        (base / 'annotations' / f'captions_{split}2017.json').write_text(json.dumps(doc))
+        steps.append((n, partial(_caption_image, img_dir, lab_dir, seed, split_id, size),
+                      partial(_write_caption_json,
+                              base / 'annotations' / f'captions_{split}2017.json', split_id)))
+    return steps
+
+
+def usable_cpus():
+    """CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _ignore_sigint():
+    # Ctrl-C then stops the parent alone, which terminates the pool: one traceback, not three.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _pool(workers):
+    """A process pool of ``workers``, or None (render in this process) for one worker.
+
+    'fork' where the OS has it: the children inherit the imported modules, whereas 'spawn'
+    re-imports ``ovseg_bench.data`` (mmseg and torch, ~9 s) in every worker. The children
+    run numpy and PIL only, never torch, so a parent's torch threads cannot deadlock them."""
+    if workers <= 1:
+        return None
+    method = 'fork' if 'fork' in mp.get_all_start_methods() else 'spawn'
+    return mp.get_context(method).Pool(workers, initializer=_ignore_sigint)
 
 
 # The layouts make_synthetic can write: name -> (folder under ``out``, writer, splits kind).
@@ -658,7 +725,8 @@ def world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val, 
 
 
 def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000,
-                   n_caption_val=300, size=(128, 96), progress=True, layouts=LAYOUTS):
+                   n_caption_val=300, size=(128, 96), progress=True, layouts=LAYOUTS,
+                   workers=None):
     """Write the synthetic world under ``out`` in the real datasets' layouts (module docstring).
 
     ``size`` is (width, height) of every image; ``layouts`` a subset of :data:`LAYOUTS` (e.g.
@@ -668,8 +736,14 @@ def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000
     Otherwise the layout folders are rewritten; a folder that exists under an ``out`` that
     was not written by this function (no ``synth_world.json`` nor an unfinished-run marker)
     is never touched (``FileExistsError``). Returns the ``Path`` of ``out``.
+
+    ``workers`` processes render the images (default: :func:`usable_cpus`; 1 renders in this
+    process). Every image has its own seed, so the files do not depend on ``workers``.
     """
     out = Path(out)
+    workers = usable_cpus() if workers is None else workers
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f'workers must be a positive int or None; got {workers!r}')
     unknown = sorted(set(layouts) - set(LAYOUTS))
     if unknown or not layouts:
         raise ValueError(f'unknown synthetic layout(s) {unknown or layouts}; valid: '
@@ -698,23 +772,47 @@ def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000
     for d in _LAYOUT_DIRS:
         shutil.rmtree(out / d, ignore_errors=True)
     seg_splits = [('train', n_seg_train), ('val', n_val)]
-    jobs = dict(voc=('VOC2012', _write_voc, seg_splits),
-                context=('VOC2010 (Context)', _write_context, seg_splits),
-                coco_stuff=('coco_stuff164k', _write_coco_stuff, seg_splits),
-                ade=('ADEChallengeData2016', _write_ade, seg_splits),
-                captions=('coco captions', _write_captions,
+    jobs = dict(voc=('VOC2012', _plan_voc, seg_splits),
+                context=('VOC2010 (Context)', _plan_context, seg_splits),
+                coco_stuff=('coco_stuff164k', _plan_coco_stuff, seg_splits),
+                ade=('ADEChallengeData2016', _plan_ade, seg_splits),
+                captions=('coco captions', _plan_captions,
                           [('train', n_caption_train), ('val', n_caption_val)]))
     jobs = [jobs[name] for name in layouts]
+    n_images = sum(n for _, _, splits in jobs for _, n in splits)
+    workers = max(1, min(workers, n_images))
     start = time.perf_counter()
-    for name, fn, splits in jobs:
-        t0 = time.perf_counter()
-        fn(out, seed, splits, tuple(size))
-        if progress:
-            print(f'synthetic: {name:<22} {sum(n for _, n in splits):5d} images '
-                  f'({time.perf_counter() - t0:.1f}s)', flush=True)
+    pool = _pool(workers)
+    try:
+        # Every split is queued up front (``imap`` is lazy only on the consuming side), so the
+        # workers run on into the next split while the parent collects and writes this one.
+        queued = []
+        for name, plan, splits in jobs:
+            steps = []
+            for n, image, finish in plan(out, seed, splits, tuple(size)):
+                # Chunks amortise the per-task IPC; small enough to keep both workers busy.
+                results = (map(image, range(n)) if pool is None else
+                           pool.imap(image, range(n), max(1, min(16, n // (8 * workers)))))
+                steps.append((results, finish))
+            queued.append((name, splits, steps))
+        for name, splits, steps in queued:
+            t0 = time.perf_counter()
+            for results, finish in steps:
+                results = list(results)   # re-raises a worker's exception here
+                if finish is not None:
+                    finish(results)
+            if progress:
+                print(f'synthetic: {name:<22} {sum(n for _, n in splits):5d} images '
+                      f'({time.perf_counter() - t0:.1f}s)', flush=True)
+        if pool is not None:
+            pool.close()
+            pool.join()
+    finally:
+        if pool is not None:
+            pool.terminate()
     meta.write_text(json.dumps(desc, indent=1) + '\n')
     marker.unlink()
     if progress:
-        print(f'synthetic world written to {out} in {time.perf_counter() - start:.1f}s',
-              flush=True)
+        print(f'synthetic world written to {out} in {time.perf_counter() - start:.1f}s '
+              f'({workers} process{"es" if workers > 1 else ""})', flush=True)
     return out

@@ -113,6 +113,28 @@ def test_make_synthetic_is_deterministic_fast_and_idempotent(tmp_path, synth_roo
         a['VOCdevkit/VOC2012/JPEGImages/2012_000000.jpg']
 
 
+def test_worker_processes_write_the_same_files(tmp_path, synth_root, capsys):
+    params = tiny_params(synth_root)
+    one = S.make_synthetic(tmp_path / 'one', workers=1, progress=False, **params)
+    two = S.make_synthetic(tmp_path / 'two', workers=2, progress=True, **params)
+    a, b = files_of(one), files_of(two)
+    assert a.keys() == b.keys() and a == b
+    printed = capsys.readouterr().out
+    assert re.search(r'synthetic: VOC2012 +10 images', printed)
+    assert re.search(r'synthetic: coco captions +12 images', printed)
+    assert '(2 processes)' in printed
+
+
+def test_a_worker_error_surfaces_with_its_message(tmp_path):
+    params = dict(n_val=2, n_seg_train=2, n_caption_train=1, n_caption_val=1)
+    with pytest.raises(ValueError, match='negative dimensions'):   # raised while rendering
+        S.make_synthetic(tmp_path, size=(8, -1), workers=2, progress=False, **params)
+    assert (tmp_path / '.synth_world_incomplete').exists()
+    assert not (tmp_path / 'synth_world.json').exists()
+    with pytest.raises(ValueError, match='workers'):
+        S.make_synthetic(tmp_path / 'x', workers=0, progress=False, **params)
+
+
 def test_make_synthetic_never_overwrites_foreign_data(tmp_path):
     params = dict(n_val=1, n_seg_train=1, n_caption_train=1, n_caption_val=1)
     (tmp_path / 'VOCdevkit' / 'VOC2012').mkdir(parents=True)
