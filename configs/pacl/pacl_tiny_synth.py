@@ -39,9 +39,9 @@ train_data = dict(
 # The paper's optimiser as published (AdamW, lr 5e-4, weight decay 0.2, cosine) on a
 # schedule that fits the 2-core budget: 600 steps of 64 (~13 epochs of the 3000 images).
 # The CLIP encoders are frozen (no parameter of theirs is optimised; backbone_lr_mult unused).
-train = dict(iters=600, batch_size=64, lr=5e-4, weight_decay=0.2, betas=(0.9, 0.98),
-             warmup_iters=50, backbone_lr_mult=0.0, grad_clip=1.0, num_workers=1,
-             log_interval=25, checkpoint_interval=600, max_keep_ckpts=1, seed=0)
+train = dict(iters=450, batch_size=64, lr=5e-4, weight_decay=0.2, betas=(0.9, 0.98),
+             warmup_iters=35, backbone_lr_mult=0.0, grad_clip=1.0, num_workers=1,
+             log_interval=25, checkpoint_interval=450, max_keep_ckpts=1, seed=0)
 work_dir = 'work_dirs/pacl_tiny_synth'
 
 # Held-out check at the end: zero-shot classification of the validation images over the 8

@@ -39,8 +39,8 @@ train_data = dict(
 # warm-up then cosine, gradient clipping at 1, new modules at 4e-3 and CLIP at 1e-3 of that),
 # on a schedule that fits the 2-core budget: 400 steps of 32 (~4 epochs of the 3000
 # synthetic caption images).
-train = dict(iters=400, batch_size=32, num_workers=1, lr=4e-3, weight_decay=0.05,
-             betas=(0.9, 0.98), eps=1e-6, warmup_iters=60, backbone_lr_mult=1e-3,
-             grad_clip=1.0, seed=0, log_interval=20, checkpoint_interval=400,
+train = dict(iters=170, batch_size=32, num_workers=1, lr=4e-3, weight_decay=0.05,
+             betas=(0.9, 0.98), eps=1e-6, warmup_iters=25, backbone_lr_mult=1e-3,
+             grad_clip=1.0, seed=0, log_interval=20, checkpoint_interval=170,
              max_keep_ckpts=1)
 work_dir = 'work_dirs/segclip_tiny_synth'

@@ -28,7 +28,7 @@ train_data = dict(
         dict(type='ToTensorRGB'),
     ])
 
-train = dict(iters=600, batch_size=32, lr=5e-4, weight_decay=0.05, warmup_iters=50,
-             backbone_lr_mult=0.1, num_workers=2, log_interval=25, checkpoint_interval=600,
+train = dict(iters=180, batch_size=32, lr=5e-4, weight_decay=0.05, warmup_iters=15,
+             backbone_lr_mult=0.1, num_workers=2, log_interval=20, checkpoint_interval=180,
              max_keep_ckpts=1, seed=0)
 work_dir = 'work_dirs/vilseg_tiny_synth'
