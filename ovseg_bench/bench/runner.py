@@ -252,8 +252,9 @@ def check_untrained(cfg, head):
 
 
 def trained_time(cfg):
-    timing = Path(cfg.work_dir) / 'train_time_s.txt'
-    return float(timing.read_text()) if timing.is_file() else ''
+    """Seconds the cell's cached training run took ('' when it has none)."""
+    timing = Path(cfg.work_dir) / 'train_time_s.txt' if needs_training(cfg) else None
+    return float(timing.read_text()) if timing and timing.is_file() else ''
 
 
 class _Prefixed(io.TextIOBase):
