@@ -22,10 +22,10 @@ train_data = dict(
         dict(type='ToTensorRGB'),
     ])
 train = dict(
-    iters=300, batch_size=64, num_workers=1,
-    lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98), warmup_iters=25,
+    iters=600, batch_size=64, num_workers=1,
+    lr=1e-3, weight_decay=0.1, betas=(0.9, 0.98), warmup_iters=50,
     backbone_lr_mult=1.0,      # pretraining: the backbone is the whole model
-    grad_clip=1.0, seed=0, log_interval=25, checkpoint_interval=300,
+    grad_clip=1.0, seed=0, log_interval=25, checkpoint_interval=600,
     cpu_threads=2)             # the 2 cores; the data worker mostly waits on a full queue
 work_dir = 'work_dirs/clip_tiny_synth'
 # Held-out check at the end: zero-shot classification of the validation captions' images

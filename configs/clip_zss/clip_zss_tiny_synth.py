@@ -51,9 +51,9 @@ train_data = dict(
 
 # AdamW as mmseg trains transformer segmenters (lr 1e-4, weight decay 0.01), warm-up then
 # cosine; the teacher is frozen, so every trainable parameter is the head's.
-train = dict(iters=360, batch_size=16, num_workers=2, lr=1e-4, weight_decay=0.01,
-             warmup_iters=20, grad_clip=1.0, seed=0, log_interval=40,
-             checkpoint_interval=360, max_keep_ckpts=1)
+train = dict(iters=500, batch_size=16, num_workers=2, lr=1e-4, weight_decay=0.01,
+             warmup_iters=25, grad_clip=1.0, seed=0, log_interval=50,
+             checkpoint_interval=500, max_keep_ckpts=1)
 work_dir = 'work_dirs/clip_zss_tiny_synth'
 
 # Evaluation: every synthetic dataset has a declared split (configs/_base_/zero_shot).
