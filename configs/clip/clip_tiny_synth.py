@@ -2,9 +2,10 @@
 # 4+4 layers) from scratch on the synthetic captions; the embedded default's backbone
 # (configs/_base_/backbones/tiny_synth.py loads work_dirs/clip_tiny_synth/backbone.pt).
 #   ovseg-bench make-synthetic && ovseg-bench train configs/clip/clip_tiny_synth.py
-# Measured (synthetic generator v3): 4.8 min wall on 2 CPU cores (0.47 s/iteration), loss
-# 4.1 -> 1.4; held-out zero-shot classification: things 68.0% (chance 22.3%), stuff 99.3%
-# (chance 34.4%).
+# Measured (synthetic generator v3): 4.8-8.6 min wall on 2 CPU cores (0.47-0.73 s/iteration),
+# loss 4.1 -> 1.5; held-out zero-shot classification: things 68.0% (chance 22.3%), stuff
+# 99.3% (chance 34.4%). Half the schedule (300 steps) reached only 46% on things; batch 32 x
+# 600 steps 49%; lr 2e-3 31% (docs/measurements.md).
 # As a segmentation method, CLIP is the naive dense baseline (patch tokens vs class text),
 # evaluated with the protocol below.
 _base_ = ['../_base_/protocols/synth.py']

@@ -50,7 +50,9 @@ train_data = dict(
     ])
 
 # AdamW as mmseg trains transformer segmenters (lr 1e-4, weight decay 0.01), warm-up then
-# cosine; the teacher is frozen, so every trainable parameter is the head's.
+# cosine; the teacher is frozen, so every trainable parameter is the head's. 500 steps of 16
+# (~27 epochs of the 300 masks; 1000 before the default benchmark's 15-minute budget,
+# docs/measurements.md).
 train = dict(iters=500, batch_size=16, num_workers=2, lr=1e-4, weight_decay=0.01,
              warmup_iters=25, grad_clip=1.0, seed=0, log_interval=50,
              checkpoint_interval=500, max_keep_ckpts=1)
