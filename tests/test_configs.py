@@ -17,7 +17,8 @@ from ovseg_bench.engine.evaluate import load_head
 from ovseg_bench.engine.trainer import check_train_config
 
 REPO = Path(__file__).resolve().parents[1]
-VIT_B16_CONFIGS = sorted(REPO.glob('configs/*/*vit*b16*.py'))
+VIT_B16_CONFIGS = sorted(p for p in REPO.glob('configs/*/*vit*b16*.py')
+                         if p.parent.name != 'bench')   # method configs, not matrices
 NO_WEIGHTS = {'backbone.pretrained': None}
 # The transformers recipe of the configs' comments: `_delete_` drops the open_clip arguments.
 HF_RECIPE = {'backbone._delete_': True, 'backbone.type': 'HFCLIPBackbone',

@@ -16,7 +16,8 @@ from ovseg_bench.registry import BACKBONES, METHODS, build, load_plugins, names
 
 REPO = Path(__file__).resolve().parents[2]
 load_plugins()
-CONFIGS = method_configs(str(REPO / 'configs' / '*' / '*_tiny_synth.py'))
+CONFIGS = {m: paths[0] for m, paths in
+           method_configs(str(REPO / 'configs' / '*' / '*_tiny_synth.py')).items()}
 METHOD_NAMES = names(METHODS)
 
 
