@@ -382,16 +382,16 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
         if not plan:
             print(f'nothing to do: every selected cell is in {csv_path} (use --force to rerun)')
         # Cells with their weights ready are evaluated here while the others train.
-        ready, training = deque(), {}
-        to_train = [(cfg, todo) for cfg, todo in plan
-                    if needs_training(cfg) and not is_cached(cfg, 'head.pt')]
-        progress = Progress(sum(len(t) for _, t in plan), len(to_train))
+        to_train, ready, training = [], deque(), {}
         for cfg, todo in plan:
-            if any(cfg is c for c, _ in to_train):
-                progress.say(f'{cfg.method.type}: training ({cfg.work_dir})')
-                training[trainings.submit(cfg, len(to_train))] = (cfg, todo)
+            if needs_training(cfg) and not is_cached(cfg, 'head.pt'):
+                to_train.append((cfg, todo))
             else:
                 ready.append((cfg, todo, trained_time(cfg)))
+        progress = Progress(sum(len(t) for _, t in plan), len(to_train))
+        for cfg, todo in to_train:
+            progress.say(f'{cfg.method.type}: training ({cfg.work_dir})')
+            training[trainings.submit(cfg, len(to_train))] = (cfg, todo)
         while ready or training:
             finished = [f for f in training if f.done()]
             if not ready and not finished:
