@@ -1,9 +1,34 @@
 """The backbone side of the plugin contract (``../docs/plugin_contract.md``)."""
+import contextlib
+import logging
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+
+# What an adapter logs when it is built without weights on purpose (``pretrained=None``).
+RANDOM_WEIGHTS = 'the weights are RANDOM'
+
+
+@contextlib.contextmanager
+def drop_log_records(text):
+    """Drop log records containing ``text`` from every logger (handlers see them through the
+    root's, and libraries log on their own), while the block runs."""
+    class _Drop(logging.Filter):
+        def filter(self, record):
+            return text not in record.getMessage()
+    drop = _Drop()
+    handlers = [h for h in logging.getLogger().handlers]
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)]
+    for x in handlers + loggers:
+        x.addFilter(drop)
+    try:
+        yield
+    finally:
+        for x in handlers + loggers:
+            x.removeFilter(drop)
 
 
 @dataclass

@@ -1,5 +1,4 @@
 """open_clip adapter: any open_clip ViT, weights from a local file only."""
-import contextlib
 import difflib
 import logging
 import zipfile
@@ -14,7 +13,7 @@ from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
-from .base import Backbone
+from .base import RANDOM_WEIGHTS, Backbone, drop_log_records
 
 logger = logging.getLogger(__name__)
 
@@ -108,21 +107,6 @@ def check_compatible(model_sd, sd, path, n=10, model_name='the model'):
     raise ValueError(f'checkpoint {path} does not fit {model_name}{towers}: ' + '; '.join(parts))
 
 
-@contextlib.contextmanager
-def _quiet_random_init_warning():
-    """Drop open_clip's 'No pretrained weights loaded ... initialized randomly' (it is logged
-    on the root logger before this adapter loads the checkpoint itself)."""
-    class _Drop(logging.Filter):
-        def filter(self, record):
-            return 'No pretrained weights loaded' not in record.getMessage()
-    root, drop = logging.getLogger(), _Drop()
-    root.addFilter(drop)
-    try:
-        yield
-    finally:
-        root.removeFilter(drop)
-
-
 def _resolve_model_name(model):
     """An open_clip model name, registering a JSON config file first if ``model`` is one."""
     model = str(model)
@@ -175,7 +159,8 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
                 logger.info('%s is an OpenAI checkpoint: building %s with QuickGELU, as OpenAI '
                             'trained it', path, name)
                 kwargs['force_quick_gelu'] = True
-        with _quiet_random_init_warning():   # ours below says what really happens
+        # open_clip logs 'No pretrained weights loaded'; ours below says what happens
+        with drop_log_records('No pretrained weights loaded'):
             self.model = open_clip.create_model(name, pretrained=None, **kwargs)
         visual = self.model.visual
         if not isinstance(visual, VisionTransformer):
@@ -186,7 +171,7 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         if pretrained is not None:
             self._load(sd, pretrained)
         else:
-            logger.warning('OpenCLIPBackbone(%s): pretrained=None, the weights are RANDOM '
+            logger.warning('OpenCLIPBackbone(%s): pretrained=None, ' + RANDOM_WEIGHTS + ' '
                            '(initialised on purpose, nothing loaded)', name)
 
         if open_clip.get_model_config(name).get('text_cfg', {}).get('hf_tokenizer_name'):

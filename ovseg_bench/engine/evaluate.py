@@ -4,6 +4,7 @@ Runs mmengine's test loop over an mmseg dataset with the protocol's pipeline, sc
 :class:`OVIoUMetric` and writes the summary row and the per-class rows (schema in
 ``ovseg_bench.bench.results``).
 """
+import contextlib
 import logging
 import resource
 import time
@@ -13,6 +14,7 @@ import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ..bench import results
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
@@ -66,14 +68,19 @@ def load_head(cfg, checkpoint=None):
     load_plugins()
     # Seeded like training, so an untrained head (the "before training" row) is reproducible.
     torch.manual_seed(cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
-    backbone = build(BACKBONES, cfg['backbone'])
+    path = Path(checkpoint) if checkpoint else None
+    if path is not None and not path.is_file():
+        raise FileNotFoundError(f'head checkpoint not found: {path}')
+    # A backbone built without weights warns that they are random; not when the checkpoint
+    # (the whole head, backbone included) is loaded right after.
+    quiet = drop_log_records(RANDOM_WEIGHTS) if path else contextlib.nullcontext()
+    with quiet:
+        backbone = build(BACKBONES, cfg['backbone'])
     head = build(METHODS, cfg['method'], backbone=backbone)
-    if checkpoint:
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise FileNotFoundError(f'head checkpoint not found: {path}')
+    if path is not None:
         state = torch.load(path, map_location='cpu', weights_only=False)
         head.load_state_dict(state.get('state_dict', state))
+        logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
     return head
 
 

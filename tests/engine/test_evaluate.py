@@ -170,3 +170,18 @@ def test_eval_progress_prints_images_rate_and_time_left(capsys):
     quiet.before_test(runner)
     quiet.after_test_iter(runner, 0, outputs=[object()])
     assert capsys.readouterr().out == ''
+
+
+def test_random_weights_warning_only_when_no_checkpoint_follows(tmp_path, caplog):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='CLIP')))
+    with caplog.at_level('INFO'):
+        head = ev.load_head(cfg)
+    assert 'weights are RANDOM' in caplog.text
+    torch.save(head.state_dict(), tmp_path / 'head.pt')
+    caplog.clear()
+    with caplog.at_level('INFO'):
+        loaded = ev.load_head(cfg, tmp_path / 'head.pt')
+    assert 'RANDOM' not in caplog.text and 'weights from' in caplog.text
+    assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(),
+                                                  loaded.state_dict().values()))
