@@ -193,17 +193,31 @@ TRAINING_KEYS = ('backbone', 'method', 'train_data', 'train')
 NOT_TRAINING = ('cpu_threads', 'log_interval')
 
 
+# The project's own open_clip model configs (``ovseg-tiny``), read here without open_clip.
+MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / 'backbones' / 'model_configs'
+
+
+def model_config_file(backbone):
+    """The JSON file that defines ``backbone['model']`` when it is the project's or a path,
+    else None (a library model, fixed by the installed version)."""
+    model = str(backbone.get('model', ''))
+    path = Path(model) if model.endswith('.json') else MODEL_CONFIG_DIR / f'{model}.json'
+    return path if model and path.is_file() else None
+
+
 def fingerprint(cfg):
-    """A hash of the training part of ``cfg`` and of the bytes of the weights it starts from,
-    so that a cached run is reused only for the same config on the same pretrained backbone."""
+    """A hash of the training part of ``cfg``, of the model config file it names and of the
+    bytes of the weights it starts from, so that a cached run is reused only for the same
+    config on the same architecture and pretrained backbone."""
     part = {k: copy.deepcopy(cfg[k]) for k in TRAINING_KEYS if k in cfg}
     for key in NOT_TRAINING:
         part.get('train', {}).pop(key, None)
     digest = hashlib.sha1(results.config_hash(part).encode())
-    pretrained = cfg.get('backbone', {}).get('pretrained')
-    if pretrained and Path(pretrained).is_file():
-        with open(pretrained, 'rb') as f:
-            digest.update(hashlib.file_digest(f, 'sha1').digest())
+    backbone = cfg.get('backbone', {})
+    for path in (model_config_file(backbone), backbone.get('pretrained')):
+        if path and Path(path).is_file():
+            with open(path, 'rb') as f:
+                digest.update(hashlib.file_digest(f, 'sha1').digest())
     return digest.hexdigest()[:12]
 
 

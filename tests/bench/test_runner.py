@@ -144,6 +144,21 @@ def test_cached_run_is_reused_only_for_same_config_and_starting_weights(tmp_path
     assert not is_cached(cfg, 'head.pt')
 
 
+def test_cached_run_is_stale_when_its_model_config_file_changes(tmp_path):
+    arch = tmp_path / 'tiny.json'
+    arch.write_text('{"embed_dim": 128}')
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model=str(arch)),
+                      method=dict(type='CLIP'), train=dict(iters=10), work_dir=str(tmp_path)))
+    (tmp_path / 'backbone.pt').write_bytes(b'weights')
+    (tmp_path / 'fingerprint.txt').write_text(fingerprint(cfg))
+    assert is_cached(cfg, 'backbone.pt')
+    arch.write_text('{"embed_dim": 64}')                    # same name, another architecture
+    assert not is_cached(cfg, 'backbone.pt')
+    # the project's own configs are found by name
+    assert runner.model_config_file(dict(model='ovseg-tiny')).name == 'ovseg-tiny.json'
+    assert runner.model_config_file(dict(model='ViT-B-16')) is None
+
+
 def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
     clock = iter([0.0, 0.0, 660.0])    # start; first line; after a 600 s training and a 60 s eval
     monkeypatch.setattr(runner.time, 'perf_counter', lambda: next(clock))
