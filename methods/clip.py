@@ -27,6 +27,12 @@ class CLIP(MethodHead):
     images for each caption, averaged. The whole backbone is trained (its learning rate is
     the trainer's ``lr * backbone_lr_mult``); this is how the project pretrains its tiny CLIP.
 
+    ``patch_dropout`` (FLIP, Li et al., "Scaling Language-Image Pre-training via Masking",
+    CVPR 2023): during training each image's encoder sees only a random ``1 - p`` of its
+    patch tokens (the class token always), which cuts the image tower's cost by about ``p``;
+    inference always sees every patch. FLIP then tunes briefly without masking; here the
+    masked model is used as it is (measured in docs/measurements.md, the tiny CLIP).
+
     Choices: in distributed training the negatives are the captions/images of all ranks
     (``gather=True``; each rank scores its own rows against every rank's columns), as CLIP
     does; ``gather=False`` uses the local batch only. The temperature is clamped in the
@@ -35,17 +41,31 @@ class CLIP(MethodHead):
     with the class embeddings by cosine -- the naive dense CLIP that MaskCLIP improves on.
     """
 
-    def __init__(self, backbone, max_logit_scale=100.0, gather=True):
+    def __init__(self, backbone, max_logit_scale=100.0, gather=True, patch_dropout=0.0):
         super().__init__(backbone)
+        if not 0.0 <= patch_dropout < 1.0:
+            raise ValueError(f'patch_dropout must lie in [0, 1), got {patch_dropout}')
         self.max_logit_scale = float(max_logit_scale)
         self.gather = gather
+        self.patch_dropout = float(patch_dropout)
 
     def encode_image(self, images):
         return self.backbone.encode_image(images)
 
+    def _encode_masked(self, images):
+        """Image embeddings from a random ``1 - patch_dropout`` of each image's patches."""
+        x, _ = self.backbone.embed(images)
+        b, t, w = x.shape
+        keep = max(1, round((t - 1) * (1.0 - self.patch_dropout)))
+        idx = torch.rand(b, t - 1, device=x.device).argsort(1)[:, :keep] + 1
+        x = torch.cat([x[:, :1], x.gather(1, idx[..., None].expand(-1, -1, w))], dim=1)
+        return self.backbone.pool(self.backbone.run_blocks(x))
+
     def forward_train(self, batch):
         images = batch['images']
-        img = F.normalize(self.backbone.encode_image(images), dim=-1)
+        img = self._encode_masked(images) if self.patch_dropout else \
+            self.backbone.encode_image(images)
+        img = F.normalize(img, dim=-1)
         tokens = self.backbone.tokenize(list(batch['captions'])).to(images.device)
         txt = F.normalize(self.backbone.encode_text(tokens), dim=-1)
         scale = self.backbone.logit_scale.clamp(max=self.max_logit_scale)

@@ -168,12 +168,12 @@ class ViTDenseMixin:
             keep(i + 1, x)
         x_std = self.run_blocks(x, n - 1, n)
         keep(n, x_std)
-        cls = self._cls(x_std)
+        cls = self.pool(x_std)
         out = x_std if last_block == 'std' else self.last_block_variant(x, last_block)
         patch = self.project(out[:, 1:]).reshape(b, h, w, -1)
         return DenseFeatures(patch=patch, cls=cls, hidden=hidden)
 
-    def _cls(self, x):
+    def pool(self, x):
         pooled = self._pool_cls(x)
         if pooled is None:
             return self.project(x[:, :1])[:, 0]

@@ -98,6 +98,11 @@ class Backbone(nn.Module, metaclass=ABCMeta):
     def project(self, x):
         """ln_post then proj on every token: B,T,W -> B,T,D."""
 
+    @abstractmethod
+    def pool(self, x):
+        """B,D image embedding in the joint space from final B,T,W tokens, pooled as the model
+        was trained (class token, or mean of the patch tokens present)."""
+
     @property
     @abstractmethod
     def logit_scale(self):
