@@ -20,7 +20,7 @@ def vit_forward_flops(bb, size, batch=1):
     w, layers, d, p = bb.width, bb.num_layers, bb.embed_dim, bb.patch_size
     patches = (size // p) ** 2
     tokens = patches + 1
-    mlp = 4 * w     # ovseg-tiny's mlp_ratio
+    mlp = bb.model.visual.transformer.resblocks[0].mlp.c_fc.out_features   # hidden width
     conv = 2 * patches * w * 3 * p * p
     block = (2 * tokens * w * 3 * w + 2 * 2 * tokens * tokens * w + 2 * tokens * w * w
              + 2 * 2 * tokens * w * mlp)
