@@ -14,14 +14,17 @@ RANDOM_WEIGHTS = 'the weights are RANDOM'
 
 @contextlib.contextmanager
 def drop_log_records(text):
-    """Drop log records containing ``text`` from every logger (handlers see them through the
-    root's, and libraries log on their own), while the block runs."""
+    """Drop log records containing ``text`` while the block runs: a logger's filters see only
+    the records logged on it, so every existing logger gets the filter, and the root's
+    handlers too (they receive what child loggers propagate)."""
     class _Drop(logging.Filter):
         def filter(self, record):
             return text not in record.getMessage()
     drop = _Drop()
-    handlers = [h for h in logging.getLogger().handlers]
-    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in logging.root.manager.loggerDict)]
+    root = logging.getLogger()
+    loggers = [root, *(x for x in root.manager.loggerDict.values()
+                       if isinstance(x, logging.Logger))]
+    handlers = list(root.handlers)
     for x in handlers + loggers:
         x.addFilter(drop)
     try:
