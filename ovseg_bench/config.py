@@ -18,6 +18,10 @@ from mmengine.config import Config
 
 # Every top-level key a method config may hold, training and evaluation together (a method
 # config is used for both), with what it is for.
+# The project's own open_clip model configs (``ovseg-tiny``): data, found by name without
+# importing open_clip (the runner hashes them into its fingerprints).
+MODEL_CONFIG_DIR = Path(__file__).parent / 'backbones' / 'model_configs'
+
 TOP_LEVEL_KEYS = {
     'backbone': 'the CLIP backbone (a BACKBONES type and its arguments)',
     'method': 'the method head (a METHODS type and its arguments)',

@@ -1,11 +1,9 @@
-from pathlib import Path
-
 import open_clip
 
+from ..config import MODEL_CONFIG_DIR
 from .base import Backbone, DenseFeatures  # noqa: F401
 
 # The project's own open_clip model configs (``ovseg-tiny``, the embedded default's CLIP).
-MODEL_CONFIG_DIR = Path(__file__).parent / 'model_configs'
 if 'ovseg-tiny' not in open_clip.list_models():
     open_clip.add_model_config(MODEL_CONFIG_DIR)
 

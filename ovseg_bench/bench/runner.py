@@ -193,15 +193,11 @@ TRAINING_KEYS = ('backbone', 'method', 'train_data', 'train')
 NOT_TRAINING = ('cpu_threads', 'log_interval')
 
 
-# The project's own open_clip model configs (``ovseg-tiny``), read here without open_clip.
-MODEL_CONFIG_DIR = Path(__file__).resolve().parents[1] / 'backbones' / 'model_configs'
-
-
 def model_config_file(backbone):
     """The JSON file that defines ``backbone['model']`` when it is the project's or a path,
     else None (a library model, fixed by the installed version)."""
     model = str(backbone.get('model', ''))
-    path = Path(model) if model.endswith('.json') else MODEL_CONFIG_DIR / f'{model}.json'
+    path = Path(model) if model.endswith('.json') else C.MODEL_CONFIG_DIR / f'{model}.json'
     return path if model and path.is_file() else None
 
 
