@@ -250,10 +250,11 @@ def _user_errors():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .registry import load_plugin_file, load_plugins
+    from .registry import freeze_imports, load_plugin_file, load_plugins
     load_plugins()
     for path in args.plugin:
         load_plugin_file(path)
+    freeze_imports()
     try:
         return args.func(args) or 0
     except _user_errors() as e:

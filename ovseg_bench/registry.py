@@ -51,6 +51,15 @@ def load_plugin_file(path):
     return module
 
 
+def freeze_imports():
+    """Move every object alive now (the ~0.4 M of the imported libraries, in a process that
+    has loaded its plugins) out of the garbage collector's reach. They live as long as the
+    process, and each full collection would rescan them: mmengine runs one per dataset build,
+    ~0.4 s each on 2 cores, 28 of them in the default benchmark's main process."""
+    import gc
+    gc.freeze()
+
+
 def names(registry):
     load_plugins()
     return sorted(registry.module_dict)

@@ -33,3 +33,18 @@ def test_plugin_file_registers_a_method(tmp_path):
     assert 'MyPluginHead' in names(METHODS)
     with pytest.raises(FileNotFoundError, match='nope.py'):
         load_plugin_file(tmp_path / 'nope.py')
+
+
+def test_cli_freezes_the_imported_objects_out_of_collections():
+    """The CLI's process takes what it imported out of the collector's scans (mmengine
+    collects at every dataset build), so a collection only walks what came after."""
+    import gc
+
+    from ovseg_bench.cli import main
+    gc.unfreeze()
+    try:
+        assert main(['list']) == 0
+        assert gc.get_freeze_count() > 100_000      # torch, mmengine, open_clip, ...
+        assert len(gc.get_objects()) < gc.get_freeze_count() / 10
+    finally:
+        gc.unfreeze()

@@ -29,7 +29,8 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .. import config as C
-from ..registry import METHODS, PLUGIN_FILES, load_plugin_file, load_plugins, names
+from ..registry import (METHODS, PLUGIN_FILES, freeze_imports, load_plugin_file, load_plugins,
+                        names)
 from . import results
 
 # Every key a matrix config may hold, with what it is for.
@@ -296,6 +297,7 @@ def _worker_init(plugin_files):
     load_plugins()
     for path in plugin_files:
         load_plugin_file(path)
+    freeze_imports()
 
 
 def _train_job(cfg, threads, name):
