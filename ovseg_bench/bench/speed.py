@@ -624,13 +624,13 @@ class SpeedRun:
         n_prompts = n_names * len(T.templates(templates))
         note = f'{vocabulary}: {n_names} names x {templates} = {n_prompts} prompts'
         cache = Path(tempfile.mkdtemp(prefix='ovseg_speed_text_'))
+        kept = dict(T._MEMORY)       # this process's own cache, put back after
+        T._MEMORY.clear()
         try:
-            before = set(T._MEMORY)
             timings = []
             for path in ('computed', 'disk_cache', 'memory_cache'):
                 if path == 'disk_cache':      # as a new process finds it
-                    for key in set(T._MEMORY) - before:
-                        del T._MEMORY[key]
+                    T._MEMORY.clear()
                 synchronize(self.device)
                 with OtherLoad() as load:
                     start = time.perf_counter()
@@ -638,9 +638,9 @@ class SpeedRun:
                     synchronize(self.device)
                     seconds = time.perf_counter() - start
                 timings.append((path, Measurement(None, seconds, None, load.cores)))
-            for key in set(T._MEMORY) - before:
-                del T._MEMORY[key]
         finally:
+            T._MEMORY.clear()
+            T._MEMORY.update(kept)
             shutil.rmtree(cache, ignore_errors=True)
         for path, measured in timings:
             self.record('-', backbone, '', 'text', n_prompts, path, precision='',
