@@ -315,14 +315,24 @@ class Trainings:
             else os.cpu_count() or 1
         self.pool = None
 
-    def submit(self, cfg, side_by_side=1):
-        """Start training ``cfg``; ``side_by_side``: how many run at once (shares the CPUs)."""
+    def _pool(self):
         if self.pool is None:
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context('spawn'),
                 initializer=_worker_init, initargs=(list(PLUGIN_FILES),))
+        return self.pool
+
+    def submit(self, cfg, side_by_side=1):
+        """Start training ``cfg``; ``side_by_side``: how many run at once (shares the CPUs)."""
         threads = max(1, self.cpus // max(1, min(self.workers, side_by_side)))
-        return self.pool.submit(_train_job, cfg, threads, Path(cfg.work_dir).name)
+        return self._pool().submit(_train_job, cfg, threads, Path(cfg.work_dir).name)
+
+    def warm(self):
+        """Start the workers not started yet: each imports the libraries (~10 s of a core),
+        better spent beside a pretraining than when the method trainings are waiting.
+        Returns the futures of the no-op jobs that start them (each gives its worker's pid)."""
+        # A pool with no idle worker starts another one for each job, up to ``workers``.
+        return [self._pool().submit(os.getpid) for _ in range(self.workers)]
 
     def close(self):
         if self.pool is not None:
@@ -345,7 +355,10 @@ def ensure_prerequisites(matrix, trainings):
     todo = [cfg for cfg in todo if not is_cached(cfg, 'backbone.pt')]
     for cfg in todo:
         print(f'pretraining {cfg.filename} (once; cached in {cfg.work_dir})', flush=True)
-    for future in [trainings.submit(cfg, len(todo)) for cfg in todo]:
+    futures = [trainings.submit(cfg, len(todo)) for cfg in todo]
+    if futures:
+        trainings.warm()
+    for future in futures:
         future.result()
 
 

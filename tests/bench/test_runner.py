@@ -174,6 +174,15 @@ def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
                       'A x d1: mIoU 1.00')
 
 
+def test_warm_starts_every_worker_beside_a_busy_one():
+    with runner.Trainings(workers=2) as trainings:
+        busy = trainings._pool().submit(time.sleep, 2)   # as a pretraining would be
+        pids = {f.result() for f in trainings.warm()}
+        assert len(trainings.pool._processes) == 2, 'the idle worker was not started'
+        assert os.getpid() not in pids
+        busy.result()
+
+
 def test_trainings_run_side_by_side_and_cells_are_evaluated(tmp_path, synth_root):
     (tmp_path / 'data').mkdir()
     (tmp_path / 'data' / 'synth').symlink_to(synth_root)   # the configs' own training data
