@@ -91,11 +91,7 @@ def _encode_names(head, names, tmpl, batch_size):
 
 
 def _read_cache(path):
-    try:
-        table = torch.load(path)
-    except (OSError, RuntimeError, EOFError):  # absent, or cut short by a kill
-        return {}
-    return table if isinstance(table, dict) else {}
+    return torch.load(path) if path.is_file() else {}   # written whole (replaced atomically)
 
 
 def _write_cache(path, table):
@@ -127,7 +123,7 @@ def class_embeddings(head, vocabulary, template_names='imagenet80', cache_dir=DE
     known = _MEMORY.setdefault(key, {})
     path = Path(cache_dir) / f'{key}.pt' if cache_dir else None
     missing = [n for n in dict.fromkeys(n for _, n in names) if n not in known]
-    if missing and path is not None and path.is_file():
+    if missing and path is not None:
         known.update(_read_cache(path))
         missing = [n for n in missing if n not in known]
     if missing:
