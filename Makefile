@@ -10,10 +10,18 @@ STAMP   := $(VENV)/.installed
 UVPIP   := $(UV) pip install -q --compile-bytecode --python $(VPY)
 # The verified stack (../shared/DESIGN.md, section 2). torch/torchvision are the registry's CUDA
 # builds: they run on CPU, and the CPU-only torch wheel breaks the registry's torchvision.
-STACK   := torch==2.13.0 torchvision==0.28.0 mmengine==0.10.7 mmsegmentation==1.2.2 \
-           open_clip_torch==3.3.0 transformers pycocotools pytest scikit-image matplotlib \
-           ftfy regex "setuptools<80" wheel ninja
+# BUILD_STACK is what the mmcv build needs; the rest installs while mmcv compiles.
+BUILD_STACK := torch==2.13.0 torchvision==0.28.0 "setuptools<80" wheel ninja
+STACK   := mmengine==0.10.7 mmsegmentation==1.2.2 open_clip_torch==3.3.0 transformers \
+           pycocotools pytest scikit-image matplotlib ftfy regex addict yapf \
+           opencv-python-headless
 MMCV    := mmcv==2.1.0
+# mmcv 2.1.0 with its ops has no wheel for this torch: it is built once (CPU ops only), then the
+# wheel is reused. Python's default flags (-g -O3) spend most of the compile on debug info;
+# -O2 -g0 compiles its 77 files in less than half the time (docs/measurements.md, "Install").
+# tests/test_stack.py checks the built ops against plain PyTorch.
+MMCV_CFLAGS := -O2 -g0
+MMCV_LOG    := $(WHEELS)/mmcv-build.log
 
 .PHONY: install test bench clean-venv
 install: $(STAMP)
@@ -21,15 +29,32 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(UV) venv -q --allow-existing --seed --python $(PY) $(VENV)
-	$(UVPIP) $(STACK)
-	@# mmcv 2.1.0 with its ops has no wheel for this torch: build it once, then reuse the wheel.
-	@if ! ls $(WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then \
-	  echo "building mmcv 2.1.0 with ops (once, ~7 min on 2 cores; cached in $(WHEELS))"; \
-	  mkdir -p $(WHEELS) && CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) \
-	  $(VPY) -m pip wheel -q --no-deps --no-build-isolation -w $(WHEELS) $(MMCV) || exit 1; \
+	$(UVPIP) $(BUILD_STACK)
+	@set -e; build=; \
+	if ! ls $(WHEELS)/mmcv-2.1.0-*.whl >/dev/null 2>&1; then \
+	  mkdir -p $(WHEELS); \
+	  echo "building mmcv 2.1.0 with its CPU ops in the background (once: ~4 min on 2 cores;" \
+	       "cached in $(WHEELS); log: $(MMCV_LOG))"; \
+	  CUDA_VISIBLE_DEVICES= MMCV_WITH_OPS=1 MAX_JOBS=$$(nproc) CFLAGS="$(MMCV_CFLAGS)" \
+	    $(VPY) -m pip wheel -v --no-cache-dir --no-deps --no-build-isolation -w $(WHEELS) $(MMCV) \
+	    > $(MMCV_LOG) 2>&1 & build=$$!; \
+	fi; \
+	echo "installing the rest of the stack"; \
+	$(UVPIP) $(STACK); \
+	if [ -n "$$build" ]; then \
+	  while kill -0 $$build 2>/dev/null; do \
+	    sleep 20; step=$$(grep -o '^\[[0-9]*/[0-9]*\]' $(MMCV_LOG) | tail -n 1); \
+	    echo "  mmcv: $${step:-preparing} files compiled"; \
+	  done; \
+	  if ! wait $$build; then \
+	    grep -m 10 -E 'error:|Error|No space' $(MMCV_LOG) || tail -n 25 $(MMCV_LOG); \
+	    echo "mmcv build failed (full log: $(MMCV_LOG)). Fix the cause above, then run" \
+	         "'make install' again: the rest of the stack is kept."; \
+	    exit 1; \
+	  fi; \
 	fi
 	$(UVPIP) --no-deps $(WHEELS)/mmcv-2.1.0-*.whl
-	$(UVPIP) addict yapf "opencv-python-headless" -e .
+	$(UVPIP) -e .
 	@touch $(STAMP)
 
 test: install
