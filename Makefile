@@ -17,10 +17,11 @@ STACK   := mmengine==0.10.7 mmsegmentation==1.2.2 open_clip_torch==3.3.0 transfo
            opencv-python-headless
 MMCV    := mmcv==2.1.0
 # mmcv 2.1.0 with its ops has no wheel for this torch: it is built once (CPU ops only), then the
-# wheel is reused. Python's default flags (-g -O3) spend most of the compile on debug info;
-# -O2 -g0 compiles its 77 files in less than half the time (docs/measurements.md, "Install").
+# wheel is reused. CFLAGS replaces Python's default flags (-DNDEBUG -fwrapv -g -O3 -Wall),
+# which spend most of the compile on debug info: without it (and at -O2) its 77 files compile
+# in less than half the time (docs/measurements.md, "Install").
 # tests/test_stack.py checks the built ops against plain PyTorch.
-MMCV_CFLAGS := -O2 -g0
+MMCV_CFLAGS := -DNDEBUG -fwrapv -O2 -g0
 MMCV_LOG    := $(WHEELS)/mmcv-build.log
 
 .PHONY: install test bench clean-venv
@@ -43,8 +44,8 @@ $(STAMP): setup.cfg pyproject.toml Makefile
 	$(UVPIP) $(STACK); \
 	if [ -n "$$build" ]; then \
 	  while kill -0 $$build 2>/dev/null; do \
-	    sleep 20; step=$$(grep -o '^\[[0-9]*/[0-9]*\]' $(MMCV_LOG) | tail -n 1); \
-	    echo "  mmcv: $${step:-preparing} files compiled"; \
+	    sleep 20; step=$$(grep -o '\[[0-9]*/[0-9]*\]' $(MMCV_LOG) | tail -n 1); \
+	    echo "  mmcv: $${step:-preparing the build} $${step:+files compiled}"; \
 	  done; \
 	  if ! wait $$build; then \
 	    grep -m 10 -E 'error:|Error|No space' $(MMCV_LOG) || tail -n 25 $(MMCV_LOG); \
