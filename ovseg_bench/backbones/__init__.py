@@ -1,7 +1,7 @@
 import open_clip
 
 from ..config import MODEL_CONFIG_DIR
-from .base import Backbone, DenseFeatures  # noqa: F401
+from .base import Backbone, DenseFeatures, LastBlock, merge_heads, split_heads  # noqa: F401
 
 # The project's own open_clip model configs (``ovseg-tiny``, the embedded default's CLIP).
 if 'ovseg-tiny' not in open_clip.list_models():

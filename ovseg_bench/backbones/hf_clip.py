@@ -70,6 +70,7 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
         self._native_grid = (self.image_size // self.patch_size,) * 2
         self.width = int(vcfg.hidden_size)
         self.num_layers = len(model.vision_model.encoder.layers)
+        self.num_heads = int(vcfg.num_attention_heads)
         self.embed_dim = int(model.visual_projection.out_features)
         self.context_length = int(model.config.text_config.max_position_embeddings)
         pp = folder / 'preprocessor_config.json'
@@ -137,20 +138,19 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
     def _pool_cls(self, x):
         return None
 
-    # primitives for the last-block variants (ViTDenseMixin)
     def _pos_table(self):
         return self.model.vision_model.embeddings.position_embedding.weight
 
-    def _blocks(self):
-        return self.model.vision_model.encoder.layers
-
-    def _qkv(self, blk, x):
+    # per-block attention access (Backbone)
+    def qkv(self, x, block=-1):
+        blk = self.model.vision_model.encoder.layers[block]
         y = blk.layer_norm1(x)
         a = blk.self_attn
         return a.q_proj(y), a.k_proj(y), a.v_proj(y)
 
-    def _attn_out(self, blk, o):
-        return blk.self_attn.out_proj(o)
+    def attn_proj(self, o, block=-1):
+        return self.model.vision_model.encoder.layers[block].self_attn.out_proj(o)
 
-    def _num_heads(self, blk):
-        return blk.self_attn.num_heads
+    def mlp(self, x, block=-1):
+        blk = self.model.vision_model.encoder.layers[block]
+        return blk.mlp(blk.layer_norm2(x))

@@ -187,6 +187,7 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         self._native_grid = tuple(int(g) for g in visual.grid_size)
         self.width = int(visual.transformer.width)
         self.num_layers = len(visual.transformer.resblocks)
+        self.num_heads = int(visual.transformer.resblocks[-1].attn.num_heads)
         self.embed_dim = int(visual.proj.shape[1])
         pp = get_model_preprocess_cfg(self.model)
         self.mean = tuple(float(m) * 255 for m in pp.get('mean', open_clip.OPENAI_DATASET_MEAN))
@@ -272,25 +273,27 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             return v.ln_post(x[:, 1:].mean(1)) @ v.proj
         return v.ln_post(x[:, 1:]).mean(1) @ v.proj
 
-    # primitives for the last-block variants (ViTDenseMixin)
     def _pos_table(self):
         return self.model.visual.positional_embedding
 
-    def _blocks(self):
-        return self.model.visual.transformer.resblocks
-
-    def _check_variant_block(self, blk):
+    # per-block attention access (Backbone)
+    def _block(self, block):
+        blk = self.model.visual.transformer.resblocks[block]
         if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim:
-            raise NotImplementedError(f'{self.model_name}: last-block variants need a standard '
-                                      f'ResidualAttentionBlock, got {type(blk).__name__}')
+            raise NotImplementedError(f'{self.model_name}: per-block attention access needs a '
+                                      f'standard ResidualAttentionBlock, got '
+                                      f'{type(blk).__name__}')
+        return blk
 
-    def _qkv(self, blk, x):
-        self._check_variant_block(blk)
+    def qkv(self, x, block=-1):
+        blk = self._block(block)
         attn = blk.attn
         return F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
 
-    def _attn_out(self, blk, o):
+    def attn_proj(self, o, block=-1):
+        blk = self._block(block)
         return blk.ls_1(blk.attn.out_proj(o))
 
-    def _num_heads(self, blk):
-        return blk.attn.num_heads
+    def mlp(self, x, block=-1):
+        blk = self._block(block)
+        return blk.ls_2(blk.mlp(blk.ln_2(x)))

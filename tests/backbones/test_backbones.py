@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovseg_bench.backbones import HFCLIPBackbone, OpenCLIPBackbone
+from ovseg_bench.backbones import HFCLIPBackbone, LastBlock, OpenCLIPBackbone
+from ovseg_bench.backbones.base import merge_heads, split_heads
 from ovseg_bench.registry import BACKBONES, build
 
 ADAPTERS = ['open_clip', 'hf']
@@ -147,6 +148,41 @@ def test_last_block_variants_match_hand_written_references(backbone):
         ref = to_joint(out_proj(o))[:, 1:].reshape(2, h, w, -1)
         got = backbone.forward_dense(x, last_block=kind).patch
         torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5, msg=kind)
+
+
+@torch.no_grad()
+def test_per_block_attention_access_rebuilds_every_block(backbone):
+    """qkv / attn_proj / mlp are the blocks' own parts: the standard attention on them, with
+    both residuals, gives back each block's output."""
+    tokens, _ = backbone.embed(images(64, 96))
+    heads = backbone.num_heads
+    for i in range(backbone.num_layers):
+        q, k, v = (split_heads(t, heads) for t in backbone.qkv(tokens, i))
+        y = tokens + backbone.attn_proj(merge_heads(F.scaled_dot_product_attention(q, k, v)), i)
+        y = y + backbone.mlp(y, i)
+        torch.testing.assert_close(y, backbone.run_blocks(tokens, i, i + 1), atol=1e-5,
+                                   rtol=1e-5, msg=f'block {i}')
+        tokens = y
+
+
+@torch.no_grad()
+def test_last_block_function_is_the_named_variants_general_form(backbone):
+    x = images(64, 96)
+    grids = []
+
+    def standard(q, k, v, grid):
+        grids.append(grid)
+        return F.scaled_dot_product_attention(q, k, v)
+    full = LastBlock(standard, residual=True, mlp=True)
+    torch.testing.assert_close(backbone.forward_dense(x, last_block=full).patch,
+                               backbone.forward_dense(x).patch, atol=1e-5, rtol=1e-5)
+    assert grids == [(64 // backbone.patch_size, 96 // backbone.patch_size)]
+    values = LastBlock(lambda q, k, v, grid: v)
+    assert torch.equal(backbone.forward_dense(x, last_block=values).patch,
+                       backbone.forward_dense(x, last_block='value').patch)
+    # residual without MLP: the block's first half
+    half = backbone.forward_dense(x, last_block=LastBlock(standard, residual=True)).patch
+    assert not torch.allclose(half, backbone.forward_dense(x).patch, atol=1e-3)
 
 
 @torch.no_grad()
