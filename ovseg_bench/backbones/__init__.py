@@ -9,3 +9,4 @@ if 'ovseg-tiny' not in open_clip.list_models():
 
 from .hf_clip import HFCLIPBackbone  # noqa: E402,F401
 from .open_clip import OpenCLIPBackbone  # noqa: E402,F401
+from .vfm import TimmVFM  # noqa: E402,F401
