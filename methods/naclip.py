@@ -9,14 +9,15 @@ from ovseg_bench.registry import METHODS
 from .sclip import cosine_logits
 
 
-def neighbourhood_prior(h, w, std):
-    """(1+h*w) x (1+h*w) additive attention prior: exp(-|p_i - p_j|^2 / (2 std^2)) between
-    patch positions (row-major, in patch units), zero in the class token's row and column."""
+def neighbourhood_prior(h, w, std, prefix=1):
+    """(prefix+h*w) x (prefix+h*w) additive attention prior: exp(-|p_i - p_j|^2 / (2 std^2))
+    between patch positions (row-major, in patch units), zero in the rows and columns of the
+    ``prefix`` tokens before the patches (the class token)."""
     ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float), torch.arange(w, dtype=torch.float),
                             indexing='ij')
     pos = torch.stack([ys.flatten(), xs.flatten()], dim=1)            # h*w, 2
-    prior = torch.zeros(1 + h * w, 1 + h * w)
-    prior[1:, 1:] = torch.exp(-torch.cdist(pos, pos).square() / (2 * std ** 2))
+    prior = torch.zeros(prefix + h * w, prefix + h * w)
+    prior[prefix:, prefix:] = torch.exp(-torch.cdist(pos, pos).square() / (2 * std ** 2))
     return prior
 
 
@@ -32,9 +33,10 @@ class NeighbourhoodAttention:
     def __call__(self, q, k, v, grid):
         scores = (k @ k.transpose(-2, -1)) * k.shape[-1] ** -0.5
         if self.std is not None:
-            key = (tuple(grid), scores.device, scores.dtype)
+            prefix = scores.shape[-1] - grid[0] * grid[1]
+            key = (tuple(grid), prefix, scores.device, scores.dtype)
             if key not in self._priors:
-                self._priors[key] = neighbourhood_prior(*grid, self.std).to(scores)
+                self._priors[key] = neighbourhood_prior(*grid, self.std, prefix).to(scores)
             scores = scores + self._priors[key]
         return scores.softmax(-1) @ v
 

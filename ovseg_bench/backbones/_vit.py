@@ -76,6 +76,8 @@ class ViTDenseMixin:
                                  None when the pool is the class token
     """
     _pos_cache = None
+    # tokens before the patches (the class token; a tower without one has 0)
+    num_prefix_tokens = 1
     # Last-block variants (vv, csa) through F.scaled_dot_product_attention; False: the
     # explicit matmul-softmax reference (speed comparisons). The standard blocks are the
     # library's own (open_clip: nn.MultiheadAttention, fused in torch).
@@ -155,9 +157,11 @@ class ViTDenseMixin:
         b = x.shape[0]
         hidden = {}
 
+        n_pre = self.num_prefix_tokens
+
         def keep(i, t):
             if i in layers:
-                hidden[i] = t[:, 1:].reshape(b, h, w, t.shape[-1])
+                hidden[i] = t[:, n_pre:].reshape(b, h, w, t.shape[-1])
 
         keep(0, x)
         n = self.num_layers
@@ -168,7 +172,7 @@ class ViTDenseMixin:
         keep(n, x_std)
         cls = self.pool(x_std)
         out = x_std if last_block == 'std' else self.last_block_variant(x, last_block, (h, w))
-        patch = self.project(out[:, 1:]).reshape(b, h, w, -1)
+        patch = self.project(out[:, n_pre:]).reshape(b, h, w, -1)
         return DenseFeatures(patch=patch, cls=cls, hidden=hidden)
 
     def pool(self, x):

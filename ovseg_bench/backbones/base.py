@@ -66,8 +66,9 @@ class LastBlock:
     """A replacement for the last vision block's attention, for the patch tokens.
 
     attention: ``f(q, k, v, grid) -> B,heads,T,d``, called on the block's per-head
-        projections ``q, k, v`` (B,heads,T,d; token 0 is the class token, then the h x w
-        patches row by row; ``grid == (h, w)``). It returns the attended values, which the
+        projections ``q, k, v`` (B,heads,T,d; the backbone's ``num_prefix_tokens`` first
+        tokens, the class token of a CLIP ViT, then the h x w patches row by row;
+        ``grid == (h, w)``). It returns the attended values, which the
         backbone merges over heads and passes through the block's output projection.
     residual: add the block's input to that output (the block's first residual).
     mlp: then add the block's feed-forward branch on the result (the second residual).
@@ -85,8 +86,9 @@ class Backbone(nn.Module, metaclass=ABCMeta):
     """A CLIP model behind one interface, whatever library it comes from.
 
     Subclasses set ``embed_dim`` (joint space), ``width`` (vision residual width),
-    ``num_layers`` (vision blocks), ``num_heads`` (attention heads per block), ``patch_size``,
-    ``image_size`` (pretraining size),
+    ``num_layers`` (vision blocks), ``num_heads`` (attention heads per block),
+    ``num_prefix_tokens`` (tokens before the patches: 1, the class token, for CLIP ViTs),
+    ``patch_size``, ``image_size`` (pretraining size),
     ``mean``/``std`` (pixel normalisation, 0..255 scale) and implement the methods below.
     """
     LAST_BLOCKS = ('std', 'value', 'vv', 'csa')

@@ -142,6 +142,14 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         frozen: no parameter requires grad and the module stays in eval mode.
     """
 
+    def __new__(cls, model, *args, **kwargs):
+        # an open_clip model whose image tower is a timm model gets the timm-tower adapter
+        if cls is OpenCLIPBackbone and open_clip.get_model_config(
+                _resolve_model_name(model)).get('vision_cfg', {}).get('timm_model_name'):
+            from .open_clip_timm import OpenCLIPTimmBackbone
+            cls = OpenCLIPTimmBackbone
+        return super().__new__(cls)
+
     def __init__(self, model, pretrained=None, frozen=False):
         super().__init__()
         name = _resolve_model_name(model)
@@ -162,33 +170,15 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         # open_clip logs 'No pretrained weights loaded'; ours below says what happens
         with drop_log_records('No pretrained weights loaded'):
             self.model = open_clip.create_model(name, pretrained=None, **kwargs)
-        visual = self.model.visual
-        if not isinstance(visual, VisionTransformer):
-            raise ValueError(f'{name}: only ViT image towers are supported (dense patch tokens); '
-                             f'got {type(visual).__name__} (ResNet/timm CLIPs are not)')
-        if visual.attn_pool is not None or visual.pool_type not in ('tok', 'avg'):
-            raise ValueError(f'{name}: attentional / no pooling is not supported')
+        self._check_tower(self.model.visual)
         if pretrained is not None:
             self._load(sd, pretrained)
         else:
             logger.warning('OpenCLIPBackbone(%s): pretrained=None, ' + RANDOM_WEIGHTS + ' '
                            '(initialised on purpose, nothing loaded)', name)
 
-        if open_clip.get_model_config(name).get('text_cfg', {}).get('hf_tokenizer_name'):
-            logger.warning('%s uses a Hugging Face tokenizer, which needs its files locally', name)
-        self._tokenizer = open_clip.get_tokenizer(name)
-
-        patch = visual.patch_size
-        if patch[0] != patch[1]:
-            raise ValueError(f'{name}: non-square patches {patch} are not supported')
-        self.patch_size = int(patch[0])
-        size = tuple(int(s) for s in visual.image_size)
-        self.image_size = size[0] if size[0] == size[1] else size
-        self._native_grid = tuple(int(g) for g in visual.grid_size)
-        self.width = int(visual.transformer.width)
-        self.num_layers = len(visual.transformer.resblocks)
-        self.num_heads = int(visual.transformer.resblocks[-1].attn.num_heads)
-        self.embed_dim = int(visual.proj.shape[1])
+        self._tokenizer = None      # built on first use (a Hugging Face one needs local files)
+        self._tower_dims(self.model.visual)
         pp = get_model_preprocess_cfg(self.model)
         self.mean = tuple(float(m) * 255 for m in pp.get('mean', open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(float(s) * 255 for s in pp.get('std', open_clip.OPENAI_DATASET_STD))
@@ -197,6 +187,26 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         if frozen:
             self.requires_grad_(False)
             self.eval()
+
+    def _check_tower(self, visual):
+        if not isinstance(visual, VisionTransformer):
+            raise ValueError(f'{self.model_name}: only ViT image towers are supported (dense '
+                             f'patch tokens); got {type(visual).__name__} (ResNet CLIPs are not)')
+        if visual.attn_pool is not None or visual.pool_type not in ('tok', 'avg'):
+            raise ValueError(f'{self.model_name}: attentional / no pooling is not supported')
+
+    def _tower_dims(self, visual):
+        patch = visual.patch_size
+        if patch[0] != patch[1]:
+            raise ValueError(f'{self.model_name}: non-square patches {patch} are not supported')
+        self.patch_size = int(patch[0])
+        size = tuple(int(s) for s in visual.image_size)
+        self.image_size = size[0] if size[0] == size[1] else size
+        self._native_grid = tuple(int(g) for g in visual.grid_size)
+        self.width = int(visual.transformer.width)
+        self.num_layers = len(visual.transformer.resblocks)
+        self.num_heads = int(visual.transformer.resblocks[-1].attn.num_heads)
+        self.embed_dim = int(visual.proj.shape[1])
 
     def _load(self, sd, path):
         sd = {k: v for k, v in sd.items() if k not in _OPENAI_EXTRA_KEYS}
@@ -226,6 +236,18 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
     def tokenize(self, texts):
         if isinstance(texts, str):
             texts = [texts]
+        if self._tokenizer is None:
+            hf = open_clip.get_model_config(self.model_name).get('text_cfg', {}).get(
+                'hf_tokenizer_name')
+            try:
+                self._tokenizer = open_clip.get_tokenizer(self.model_name)
+            except Exception as err:
+                if not hf:
+                    raise
+                raise RuntimeError(f'{self.model_name} uses the Hugging Face tokenizer {hf!r}, '
+                                   f'which is not available locally ({type(err).__name__}); '
+                                   f'put its files in the Hugging Face cache (nothing is '
+                                   f'downloaded)') from None
         return self._tokenizer(list(texts))
 
     def encode_text(self, tokens):
