@@ -137,3 +137,28 @@ def compare(backbone, size, official, head, k=7):
         ref = official(backbone.model.visual, images, text, (h, w), pos)
     assert ours.shape == ref.shape == (2, k, h, w)
     return agreement(ours, ref)
+
+
+def maskclip_released_last_block(visual, x):
+    """MaskCLIP's mmseg ViT layer with return_qkv (chongzhou96/MaskCLIP backbones/vit.py) on
+    L,N,W tokens: q, k, v each through out_proj, v plus the block input, plus the FFN."""
+    blk = visual.transformer.resblocks[-1]
+    x = x.permute(1, 0, 2)                                          # N,L,W as mmseg runs it
+    y = F.linear(blk.ln_1(x), blk.attn.in_proj_weight, blk.attn.in_proj_bias)
+    n, length, c3 = y.shape
+    y = y.view(n, length, 3, c3 // 3).permute(2, 0, 1, 3).reshape(3 * n, length, c3 // 3)
+    y = F.linear(y, blk.attn.out_proj.weight, blk.attn.out_proj.bias)
+    _, _, v = y.tensor_split(3, dim=0)
+    v = v + x
+    v = v + blk.mlp(blk.ln_2(v))
+    return v.permute(1, 0, 2)
+
+
+def clearclip_maskclip_attn(attn_layer, x):
+    """ClearCLIP's custom_attn(model_type='MaskCLIP'): a diagonal attention (each token attends
+    to itself alone), i.e. out_proj of the values."""
+    q, k, v = folded_qkv(attn_layer, x)
+    mask = torch.full((q.shape[1], q.shape[1]), float('-inf'))
+    mask.fill_diagonal_(0)
+    w = F.softmax(mask.unsqueeze(0).repeat(q.shape[0], 1, 1), dim=-1)
+    return unfold(attn_layer, torch.bmm(w, v), x.shape[1])
