@@ -9,3 +9,5 @@
 # a reduced-precision run (docs/methods/clearclip.md).
 _base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/clearclip.py']
 method = dict(type='ClearCLIP', residual=False)
+# positions resized as the official code does (DINO's interpolate_pos_encoding)
+backbone = dict(pos_interpolation='dino')

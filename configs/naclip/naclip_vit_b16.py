@@ -8,3 +8,5 @@
 #   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
 _base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/naclip.py']
 method = dict(type='NACLIP', gaussian_std=5.0, arch='reduced')
+# positions resized as the official code does (DINO's interpolate_pos_encoding)
+backbone = dict(pos_interpolation='dino')

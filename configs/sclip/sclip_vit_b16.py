@@ -11,3 +11,5 @@
 # method.form='reduced' is the variant without residual and MLP.
 _base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/sclip.py']
 method = dict(type='SCLIP', form='released')
+# positions resized as the official code does (DINO's interpolate_pos_encoding)
+backbone = dict(pos_interpolation='dino')

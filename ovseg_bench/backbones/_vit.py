@@ -43,15 +43,31 @@ def variant_attention(kind, q, k, v, num_heads, fused=True):
     return merge_heads(out)
 
 
-def interpolate_grid(pos, grid, size):
-    """Bicubic resize of a 1+gh*gw,W positional table (class position first) to ``size``."""
+POS_INTERPOLATIONS = ('size', 'dino')
+
+
+def interpolate_grid(pos, grid, size, mode='size'):
+    """Bicubic resize of a 1+gh*gw,W positional table (class position first) to ``size``.
+
+    ``size``: sampled for the target size (source step grid/size). ``dino``: the resize of
+    DINO's ``interpolate_pos_encoding`` that SCLIP, ClearCLIP, NACLIP and ProxyCLIP inherit,
+    a scale factor of (size + 0.1) / grid, which samples the table at slightly other points.
+    """
     if tuple(size) == tuple(grid):
         return pos
     cls_pos, patch_pos = pos[:1], pos[1:]
     width = pos.shape[-1]
-    patch_pos = patch_pos.reshape(1, grid[0], grid[1], width).permute(0, 3, 1, 2)
-    patch_pos = F.interpolate(patch_pos.float(), size=tuple(size), mode='bicubic',
-                              align_corners=False).to(pos.dtype)
+    patch_pos = patch_pos.reshape(1, grid[0], grid[1], width).permute(0, 3, 1, 2).float()
+    if mode == 'size':
+        patch_pos = F.interpolate(patch_pos, size=tuple(size), mode='bicubic',
+                                  align_corners=False)
+    elif mode == 'dino':
+        scale = tuple((s + 0.1) / g for s, g in zip(size, grid))
+        patch_pos = F.interpolate(patch_pos, scale_factor=scale, mode='bicubic',
+                                  align_corners=False)
+    else:
+        raise ValueError(f'pos_interpolation must be one of {POS_INTERPOLATIONS}, got {mode!r}')
+    patch_pos = patch_pos.to(pos.dtype)
     patch_pos = patch_pos.permute(0, 2, 3, 1).reshape(size[0] * size[1], width)
     return torch.cat([cls_pos, patch_pos], dim=0)
 
@@ -76,6 +92,8 @@ class ViTDenseMixin:
                                  None when the pool is the class token
     """
     _pos_cache = None
+    # how the positional table is resized off the pretraining grid (``POS_INTERPOLATIONS``)
+    pos_interpolation = 'size'
     # tokens before the patches (the class token; a tower without one has 0)
     num_prefix_tokens = 1
     # Last-block variants (vv, csa) through F.scaled_dot_product_attention; False: the
@@ -91,8 +109,15 @@ class ViTDenseMixin:
                              f'of block i); got {bad}')
         return layers
 
+    def _set_pos_interpolation(self, mode):
+        if mode not in POS_INTERPOLATIONS:
+            raise ValueError(f'pos_interpolation must be one of {POS_INTERPOLATIONS}, '
+                             f'got {mode!r}')
+        self.pos_interpolation = mode
+
     def interpolate_pos_embed(self, h, w):
-        """The 1+h*w,W positional table for an h x w patch grid (bicubic; identity at native).
+        """The 1+h*w,W positional table for an h x w patch grid (bicubic, as
+        ``pos_interpolation`` says; identity at native).
 
         Cached per grid; the cache is checked against the current table on each use (a cheap
         exact comparison), so it never outlives a weight change, and is bypassed when the
@@ -102,16 +127,17 @@ class ViTDenseMixin:
         if (h, w) == tuple(self._native_grid):
             return pos
         if torch.is_grad_enabled() and pos.requires_grad:
-            return interpolate_grid(pos, self._native_grid, (h, w))
+            return interpolate_grid(pos, self._native_grid, (h, w), self.pos_interpolation)
         if self._pos_cache is None:
             self._pos_cache = {}
-        hit = self._pos_cache.get((h, w))
+        key = (h, w, self.pos_interpolation)
+        hit = self._pos_cache.get(key)
         if (hit is not None and hit[0].device == pos.device and hit[0].dtype == pos.dtype
                 and torch.equal(hit[0], pos)):
             return hit[1]
         src = pos.detach().clone()
-        out = interpolate_grid(src, self._native_grid, (h, w))
-        self._pos_cache[(h, w)] = (src, out)
+        out = interpolate_grid(src, self._native_grid, (h, w), self.pos_interpolation)
+        self._pos_cache[key] = (src, out)
         return out
 
     def _grid(self, images):

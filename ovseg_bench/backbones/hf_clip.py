@@ -28,10 +28,12 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
             ``CLIPTokenizer.save_pretrained`` (a ``preprocessor_config.json`` there, if any,
             gives the pixel mean/std). Nothing is downloaded.
         frozen: no parameter requires grad and the module stays in eval mode.
+        pos_interpolation: ``size`` or ``dino``, as for ``OpenCLIPBackbone``.
     """
 
-    def __init__(self, path, frozen=False):
+    def __init__(self, path, frozen=False, pos_interpolation='size'):
         super().__init__()
+        self._set_pos_interpolation(pos_interpolation)
         from transformers import CLIPModel, CLIPTokenizer
         folder = Path(path)
         if not folder.is_dir():

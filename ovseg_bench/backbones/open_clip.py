@@ -140,18 +140,23 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             builds the model with QuickGELU, as OpenAI trained it; for OpenAI weights re-saved
             without those entries, name a ``-quickgelu`` model.
         frozen: no parameter requires grad and the module stays in eval mode.
+        pos_interpolation: how positions are resized off the pretraining grid: ``size``
+            (bicubic to the target size) or ``dino`` (the scale-factor resize of DINO's code
+            that SCLIP, ClearCLIP, NACLIP and ProxyCLIP use; their ViT-B/16 configs set it).
     """
 
-    def __new__(cls, model, *args, **kwargs):
+    def __new__(cls, model=None, *args, **kwargs):
         # an open_clip model whose image tower is a timm model gets the timm-tower adapter
-        if cls is OpenCLIPBackbone and open_clip.get_model_config(
+        # (``model`` is None when copy/pickle re-create an instance)
+        if cls is OpenCLIPBackbone and model is not None and open_clip.get_model_config(
                 _resolve_model_name(model)).get('vision_cfg', {}).get('timm_model_name'):
             from .open_clip_timm import OpenCLIPTimmBackbone
             cls = OpenCLIPTimmBackbone
         return super().__new__(cls)
 
-    def __init__(self, model, pretrained=None, frozen=False):
+    def __init__(self, model, pretrained=None, frozen=False, pos_interpolation='size'):
         super().__init__()
+        self._set_pos_interpolation(pos_interpolation)
         name = _resolve_model_name(model)
         self.model_name = name
         sd = None

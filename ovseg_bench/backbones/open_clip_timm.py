@@ -26,6 +26,9 @@ class OpenCLIPTimmBackbone(OpenCLIPBackbone):
     """
 
     def _check_tower(self, visual):
+        if self.pos_interpolation != 'size':
+            raise ValueError(f'{self.model_name}: timm towers resize positions timm\'s way; '
+                             f'pos_interpolation={self.pos_interpolation!r} is not supported')
         block, eva_block = _timm_blocks()
         trunk = getattr(visual, 'trunk', None)
         if not isinstance(visual, TimmModel) or not hasattr(trunk, 'blocks'):

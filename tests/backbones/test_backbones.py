@@ -200,6 +200,26 @@ def test_positional_interpolation(hf_folder):
         torch.testing.assert_close(bb.interpolate_pos_embed(gh + 2, gw - 3), small + 1.0)
 
 
+@torch.no_grad()
+def test_dino_positional_resize(hf_folder):
+    """pos_interpolation='dino': the scale-factor resize of the official training-free code,
+    the same table at the native grid, another one off it; a wrong name fails at build."""
+    for kind in ADAPTERS:
+        size_bb, dino_bb = make(kind, hf_folder), make(kind, hf_folder, pos_interpolation='dino')
+        gh, gw = size_bb._native_grid
+        assert torch.equal(dino_bb.interpolate_pos_embed(gh, gw), size_bb._pos_table())
+        table = dino_bb._pos_table()
+        n, width = gh, table.shape[-1]
+        ref = F.interpolate(table[1:].reshape(1, n, n, width).permute(0, 3, 1, 2),
+                            scale_factor=((gh + 3.1) / n, (gw - 1.9) / n), mode='bicubic')
+        ref = torch.cat([table[:1], ref.permute(0, 2, 3, 1).reshape(-1, width)])
+        got = dino_bb.interpolate_pos_embed(gh + 3, gw - 2)
+        torch.testing.assert_close(got, ref)
+        assert not torch.allclose(got, size_bb.interpolate_pos_embed(gh + 3, gw - 2), atol=1e-4)
+        with pytest.raises(ValueError, match='pos_interpolation'):
+            make(kind, hf_folder, pos_interpolation='bilinear')
+
+
 def test_missing_checkpoint_names_the_path(tmp_path):
     missing = tmp_path / 'nowhere' / 'clip.pt'
     with pytest.raises(FileNotFoundError, match='nowhere'):

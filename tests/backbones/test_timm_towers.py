@@ -1,6 +1,8 @@
 """open_clip CLIPs with timm image towers (SigLIP, EVA02-CLIP), the larger OpenAI-layout ViTs
 (ViT-L/14@336) and the vision-foundation-model backbone (DINO, DINOv2 through timm): each builds
 on random weights (nothing downloaded) and serves the dense interface; small inputs."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -52,6 +54,9 @@ def test_timm_tower_serves_the_dense_interface(timm_clip):
     torch.testing.assert_close(bb.forward_dense(x, last_block=full).patch, out.patch,
                                atol=1e-4, rtol=1e-4)
     text = embeds(5, bb.embed_dim)
+    twin = copy.deepcopy(bb)           # copies keep their adapter (CLIP-ZSS copies its CLIP)
+    assert type(twin) is OpenCLIPTimmBackbone
+    torch.testing.assert_close(twin.forward_dense(x).patch, out.patch)
     for head in (MaskCLIP(bb), SCLIP(bb)):
         logits = head.predict_dense(x, text)
         assert logits.shape == (2, 5, 2, 3) and torch.isfinite(logits).all()
@@ -82,6 +87,9 @@ def test_vision_foundation_models_give_patch_features(model, prefix):
     torch.testing.assert_close(feats.flatten(1, 2), ref)
     with pytest.raises(ValueError, match='divisible'):
         vfm.forward_patch(torch.randn(1, 3, 2 * p + 1, 2 * p))
+    if prefix > 1:       # DINO's positional resize needs DINO's layout (one class position)
+        with pytest.raises(ValueError, match='pos_interpolation'):
+            TimmVFM(model, pos_interpolation='dino')
     # CLIP-normalised images are re-normalised to the model's own statistics
     clip_mean, clip_std = (122.77, 116.75, 104.09), (68.5, 66.63, 70.32)
     pixels = torch.rand(1, 3, p, p) * 255

@@ -10,6 +10,19 @@ import torch
 import torch.nn.functional as F
 
 
+def interpolate_pos_encoding(table, n_patch_h, n_patch_w):
+    """The positional resize of SCLIP/ClearCLIP/NACLIP/ProxyCLIP (and DINO): a 1+N,W table
+    (class position first, square grid) resized bicubically by a scale factor of
+    (grid + 0.1) / sqrt(N)."""
+    n = int(math.sqrt(table.shape[0] - 1))
+    dim = table.shape[-1]
+    h0, w0 = n_patch_h + 0.1, n_patch_w + 0.1
+    patch = F.interpolate(table[1:].reshape(1, n, n, dim).permute(0, 3, 1, 2),
+                          scale_factor=(h0 / n, w0 / n), mode='bicubic')
+    assert int(h0) == patch.shape[-2] and int(w0) == patch.shape[-1]
+    return torch.cat([table[:1], patch.permute(0, 2, 3, 1).reshape(-1, dim)])
+
+
 def tokens_before_last(visual, images, pos=None):
     """L,N,W residual stream entering the last block (conv1, class token, positions, ln_pre,
     every block but the last). ``pos``: the 1+h*w,W table to add (default: the native one)."""
@@ -125,13 +138,18 @@ def embeds(k, dim, seed=3):
 
 
 def compare(backbone, size, official, head, k=7):
-    """(max abs diff, argmax agreement) of head vs the official forward on random images;
-    off the native grid both use the backbone's positional table (a documented deviation)."""
+    """(max abs diff, argmax agreement) of head vs the official forward on random images.
+    Off the native grid the official forward resizes positions its own way when the backbone
+    does too (``pos_interpolation='dino'``), else it is given the backbone's table."""
     h, w = size[0] // backbone.patch_size, size[1] // backbone.patch_size
     images = torch.randn(2, 3, *size, generator=torch.Generator().manual_seed(1))
     text = embeds(k, backbone.embed_dim)
     native = backbone.image_size // backbone.patch_size
-    pos = None if (h, w) == (native, native) else backbone.interpolate_pos_embed(h, w)
+    pos = None
+    if (h, w) != (native, native):
+        table = backbone.model.visual.positional_embedding
+        pos = (interpolate_pos_encoding(table, h, w) if backbone.pos_interpolation == 'dino'
+               else backbone.interpolate_pos_embed(h, w))
     with torch.no_grad():
         ours = head.predict_dense(images, text)
         ref = official(backbone.model.visual, images, text, (h, w), pos)

@@ -22,6 +22,12 @@ def test_matches_official(tiny_backbone, size):
     assert diff <= 1e-4 and agree == 1.0, (diff, agree)
 
 
+@pytest.mark.parametrize('size', [(48, 96), (80, 56)])
+def test_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos, size):
+    diff, agree = compare(tiny_dino_pos, size, official_naclip, NACLIP(tiny_dino_pos))
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
 def test_matches_official_on_vit_b16(vit_b16):
     diff, agree = compare(vit_b16, (224, 224), official_naclip, NACLIP(vit_b16))
     assert diff <= 1e-4 and agree == 1.0, (diff, agree)

@@ -2,7 +2,8 @@
 with random timm ViTs as the vision foundation model (a tiny one, and DINO ViT-B/8)."""
 import pytest
 import torch
-from official_clip import agreement, embeds, patch_logits, proxyclip_attn, tokens_before_last
+from official_clip import (agreement, embeds, interpolate_pos_encoding, patch_logits,
+                           proxyclip_attn, tokens_before_last)
 
 from methods.proxyclip import ProxyCLIP
 
@@ -16,12 +17,15 @@ def col(values):
 
 
 def dino_last_layer(vit, images):
-    """DINO's get_intermediate_layers(x, n=1)[0] at the native grid (patch conv, class token,
-    positions, every block, final norm), patch tokens as N,C,I,J."""
+    """DINO's get_intermediate_layers(x, n=1)[0] (patch conv, class token, positions resized by
+    its interpolate_pos_encoding off the native grid, every block, final norm), patch tokens
+    as N,C,I,J."""
     x = vit.patch_embed.proj(images)
     b, c, i, j = x.shape
     x = torch.cat([vit.cls_token.expand(b, -1, -1), x.flatten(2).transpose(1, 2)], dim=1)
-    x = x + vit.pos_embed
+    native = tuple(vit.patch_embed.grid_size)
+    pos = vit.pos_embed if (i, j) == native else interpolate_pos_encoding(vit.pos_embed[0], i, j)
+    x = x + pos
     for blk in vit.blocks:
         x = blk(x)
     return vit.norm(x)[:, 1:].reshape(b, i, j, c).permute(0, 3, 1, 2)
@@ -40,7 +44,10 @@ def official_proxyclip(visual, vit, images, class_embeds, norm=IMAGENET, beta=1.
         ex = dino_last_layer(vit, vfm_in)
         p = visual.conv1.weight.shape[-1]
         token_size = (img.shape[-2] // p, img.shape[-1] // p)
-        x = tokens_before_last(visual, img)
+        native = visual.positional_embedding.shape[0] - 1
+        pos = (None if token_size[0] * token_size[1] == native and token_size[0] == token_size[1]
+               else interpolate_pos_encoding(visual.positional_embedding, *token_size))
+        x = tokens_before_last(visual, img, pos)
         blk = visual.transformer.resblocks[-1]
         x = proxyclip_attn(blk.attn, blk.ln_1(x), ex, token_size, beta, gamma)
         out.append(patch_logits(visual, x, class_embeds, ex.shape[-2:], drop_cls=False))
@@ -67,6 +74,13 @@ def test_matches_official_with_a_tiny_vfm(tiny_backbone):
     vfm = dict(type='TimmVFM', model='vit_tiny_patch16_224', img_size=64, patch_size=4,
                depth=2)
     diff, agree = check(tiny_backbone, vfm, (64, 64))
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
+def test_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos):
+    vfm = dict(type='TimmVFM', model='vit_tiny_patch16_224', img_size=64, patch_size=4,
+               depth=2, pos_interpolation='dino')
+    diff, agree = check(tiny_dino_pos, vfm, (48, 96))
     assert diff <= 1e-4 and agree == 1.0, (diff, agree)
 
 
