@@ -135,21 +135,22 @@ class Backbone(nn.Module, metaclass=ABCMeta):
         """Run vision blocks ``start..end-1`` (0-based) on B,T,W tokens."""
 
     # Per-block attention access, for methods that change a block's attention (SCLIP,
-    # ProxyCLIP, ...). ``block`` is a 0-based index (negative counts from the end).
-    @abstractmethod
+    # ProxyCLIP, ...). ``block`` is a 0-based index (negative counts from the end). A backbone
+    # without it (e.g. a test double) serves every method that does not need it.
     def qkv(self, x, block=-1):
         """(q, k, v), each B,T,W: the block's attention projections of the B,T,W residual
         stream ``x`` entering it (its pre-attention norm included; heads not split)."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
 
-    @abstractmethod
     def attn_proj(self, o, block=-1):
         """The block's attention output projection (and layer scale, if any) of B,T,W
         attended values (heads merged): what the block adds to its residual stream."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
 
-    @abstractmethod
     def mlp(self, x, block=-1):
         """The block's feed-forward branch (norm, MLP, layer scale) on B,T,W tokens: what the
         block adds to its residual stream after the attention."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
 
     @abstractmethod
     def project(self, x):
