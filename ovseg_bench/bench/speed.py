@@ -592,8 +592,7 @@ class SpeedRun:
         ``F.scaled_dot_product_attention`` vs the explicit matmul-softmax."""
         from ..backbones._vit import variant_attention
         bb = build_backbone(backbone, self.device)
-        blk = bb._blocks()[-1]
-        heads, width = bb._num_heads(blk), bb.width
+        heads, width = bb.num_heads, bb.width
         tokens = 1 + (size // bb.patch_size) ** 2
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(self.batch, tokens, width, generator=g).to(self.device)

@@ -19,7 +19,7 @@ from ..bench import results
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
-from ..text import load_vocabulary
+from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 
@@ -33,11 +33,12 @@ def peak_memory_mb():
 
 
 def test_pipeline(protocol):
-    short = protocol['short_side']
     return [
         dict(type='LoadImageFromFile'),
-        # Short side to ``short``; the long side is left free (its bound never binds).
-        dict(type='Resize', scale=(short * 16, short), keep_ratio=True),
+        # mmseg's keep-ratio resize: short side to ``short_side``, long side at most
+        # ``max_long_side``, whichever binds first (the official harnesses' (2048, S)).
+        dict(type='Resize', scale=(protocol['max_long_side'], protocol['short_side']),
+             keep_ratio=True),
         dict(type='LoadAnnotations'),  # after Resize: the ground truth keeps its size
         dict(type='PackSegInputs'),
     ]
@@ -101,7 +102,8 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
     protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
-    vocabulary = load_vocabulary(ds['vocabulary'])
+    vocab_label, vocabulary = select_vocabulary(ds['vocabulary'], dataset,
+                                                protocol['vocabularies'])
     head = head if head is not None else load_head(cfg, checkpoint)
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
@@ -117,7 +119,7 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):
-        raise ValueError(f'vocabulary {ds["vocabulary"]!r} has {len(vocabulary)} classes but '
+        raise ValueError(f'vocabulary {vocab_label} has {len(vocabulary)} classes but '
                          f'dataset {dataset!r} has {n_classes}')
     if torch.cuda.is_available():
         model.cuda()
@@ -132,7 +134,8 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     row = dict(
         **results.cell_key(cfg, dataset),
         **{k: round(v, 2) for k, v in metrics.items()},
-        protocol=protocol['name'], **{k: protocol[k] for k in results.PROTOCOL_FIELDS[1:]},
+        protocol=protocol['name'], vocabulary=vocab_label,
+        **{k: protocol[k] for k in results.PROTOCOL_FIELDS if k in protocol},
         params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),
         images_per_s=round(n_images / seconds, 2), peak_mem_mb=round(peak, 1),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
