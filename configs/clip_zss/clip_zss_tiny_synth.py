@@ -23,14 +23,16 @@ method = dict(
     teacher_last_block='value',            # teacher dense tokens (MaskCLIP's value path)
     queue_size=256,                        # GLM memory bank of CLIP class tokens
     glm_temperature=0.07,
-    kmeans_ks=(2, 4, 8),                   # multi-scale K-means on the 8x8 token grid
-    kmeans_iters=10,
-    fusion_threshold=0.9,                  # mask fusion: cosine of the masks' mean tokens
+    seed_windows=(4, 2),                   # K-means seeds: 4x4 / 2x2 window means of the
+    kmeans_iters=10,                       # 8x8 token grid (K = 4 and 16)
+    fusion_threshold=0.9,                  # mask fusion: cosine of the masks' mean tokens,
+                                           # each mask used once
     pseudo_min_ignore=0.5,                 # a region mostly unannotated -> pseudo class
     max_pseudo=16,
     synthesizer_heads=4,
     detach_pseudo_weights=False,           # the pixel loss trains the synthesizer too
-    loss_weights=dict(seg=1.0, pseudo=1.0, glm=1.0, align=1.0))
+    # L_global + L_NEL (ZegCLIP's focal x100 + dice x1) + CE over the fused labels + L_bce
+    loss_weights=dict(glm=1.0, ce=1.0, focal=100.0, dice=1.0, bce=1.0))
 
 # Seen-class pixel labels: synth_coco's train split (COCO-Stuff layout, 8 things + 6 stuff),
 # unseen pixels set to ignore first; mmseg's augmentation at the synthetic images' scale,
@@ -46,6 +48,7 @@ train_data = dict(
         dict(type='RandomCrop', crop_size=(64, 64), cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),
         dict(type='PhotoMetricDistortion'),
+        dict(type='PackImageInfo'),               # image id (memory bank), unpadded size
         dict(type='ToTensorRGB'),
     ])
 

@@ -30,10 +30,10 @@ method = dict(
     use_glm=True, use_plm=True,
     teacher_last_block='value',
     queue_size=4096, glm_temperature=0.07,
-    kmeans_ks=(8, 16, 32), kmeans_iters=10,      # on the 32x32 token grid of a 512 crop
+    seed_windows=(16, 8, 4), kmeans_iters=10,    # K = 4, 16, 64 on a 512 crop's 32x32 tokens
     fusion_threshold=0.9, pseudo_min_ignore=0.5, max_pseudo=32,
     synthesizer_heads=8,
-    loss_weights=dict(seg=1.0, pseudo=1.0, glm=1.0, align=1.0))
+    loss_weights=dict(glm=1.0, ce=1.0, focal=100.0, dice=1.0, bce=1.0))
 
 train_data = dict(
     type='NamedSplit', name='coco_stuff171', split='train',
@@ -46,6 +46,7 @@ train_data = dict(
         dict(type='RandomCrop', crop_size=(512, 512), cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),
         dict(type='PhotoMetricDistortion'),
+        dict(type='PackImageInfo'),                 # image id (memory bank), unpadded size
         dict(type='Pad', size=(512, 512)),          # ignore (255) in the padded labels
         dict(type='ToTensorRGB'),
     ])
