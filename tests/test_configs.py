@@ -56,6 +56,8 @@ def test_vit_b16_config_builds_its_head_without_weights(path):
     C.check_keys(cfg, C.TOP_LEVEL_KEYS)
 
     cfg.merge_from_dict(NO_WEIGHTS)
+    if cfg.method.get('encoder', {}).get('pretrained'):     # CLIP-ZSS's ImageNet encoder
+        cfg.merge_from_dict({'method.encoder.pretrained': None})
     head = load_head(cfg)
     bb = head.backbone
     assert (bb.patch_size, bb.width, bb.num_layers, bb.embed_dim) == (16, 768, 12, 512)

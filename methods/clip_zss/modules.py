@@ -2,6 +2,7 @@
 pseudo-weight synthesizer, and ZegCLIP's non-mutually-exclusive loss (sigmoid focal + dice)."""
 import copy
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -122,15 +123,27 @@ class CLIPViTEncoder(nn.Module):
 
 
 class MMSegEncoder(nn.Module):
-    """An mmseg backbone + decode head as the segmentation encoder (e.g. DeepLabV3+ with
-    ResNet-101, SegFormer with MiT); the decode head's classifier is resized to output the
-    joint-space dimension, so its output is the dense feature map. Pretrained weights come
-    from the configs' ``init_cfg`` (``init_weights`` is called here)."""
+    """A closed-set mmseg segmenter's backbone + decode head as the encoder (the paper's
+    SegFormer / Swin / SegNeXt; e.g. ``MixVisionTransformer`` + ``SegformerHead``), its
+    classifier resized to output the joint-space width, so its output is the dense feature
+    map. ``pretrained``: a local ImageNet checkpoint of the backbone (mmseg's format, loaded
+    through the backbone's ``init_cfg``), or ``None`` for random initialisation; required, so
+    that a random encoder is always a stated choice."""
 
-    def __init__(self, out_dim, backbone, decode_head, neck=None):
+    def __init__(self, out_dim, backbone, decode_head, pretrained, neck=None):
         super().__init__()
         import mmseg.models  # noqa: F401  (registers mmseg's modules)
         from mmseg.registry import MODELS
+        backbone = dict(backbone)
+        if pretrained is not None:
+            if not Path(pretrained).is_file():
+                raise FileNotFoundError(
+                    f'method.encoder.pretrained: no file {pretrained!r} (a local ImageNet '
+                    f'checkpoint of the encoder backbone; None for random initialisation)')
+            if backbone.get('init_cfg'):
+                raise ValueError('give method.encoder.pretrained or encoder.backbone.init_cfg, '
+                                 'not both')
+            backbone['init_cfg'] = dict(type='Pretrained', checkpoint=str(pretrained))
         self.backbone = MODELS.build(backbone)
         self.neck = MODELS.build(neck) if neck is not None else None
         head = dict(decode_head)
@@ -155,6 +168,10 @@ def build_encoder(cfg, backbone):
     if kind == 'clip_vit':
         return CLIPViTEncoder(backbone, **cfg)
     if kind == 'mmseg':
+        if 'pretrained' not in cfg:
+            raise ValueError("method.encoder.pretrained is required for an mmseg encoder: a "
+                             "local ImageNet checkpoint path, or None to say that it starts "
+                             "from random weights")
         return MMSegEncoder(backbone.embed_dim, **cfg)
     raise ValueError(f"encoder type must be 'clip_vit' or 'mmseg', got {kind!r}")
 

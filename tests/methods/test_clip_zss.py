@@ -479,7 +479,7 @@ def test_an_mmseg_encoder_by_config(backbone):
     """A convnet encoder from mmseg (a small DeepLabV3+-style ResNet) instead of the ViT."""
     norm = dict(type='BN', requires_grad=True)
     encoder = dict(
-        type='mmseg',
+        type='mmseg', pretrained=None,
         backbone=dict(type='ResNetV1c', depth=18, out_indices=(0, 1, 2, 3), norm_cfg=norm,
                       dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), contract_dilation=True),
         decode_head=dict(type='DepthwiseSeparableASPPHead', in_channels=512, in_index=3,
@@ -507,3 +507,46 @@ def test_pixel_loss_trains_the_synthesizer_unless_detached(backbone, detach):
     grads = [p.grad for p in head.synthesizer.parameters() if p.grad is not None]
     reached = any(g.abs().sum() > 0 for g in grads)
     assert reached != detach
+
+
+def test_an_mmseg_encoder_states_its_initialisation(backbone, tmp_path):
+    """``pretrained`` is required: a local checkpoint is loaded into the encoder backbone;
+    a missing file or a missing key is one clear error."""
+    norm = dict(type='BN', requires_grad=True)
+    encoder = dict(type='mmseg',
+                   backbone=dict(type='ResNetV1c', depth=18, out_indices=(3,), norm_cfg=norm),
+                   decode_head=dict(type='FCNHead', in_channels=512, in_index=0, channels=16,
+                                    num_convs=1, norm_cfg=norm, align_corners=False))
+    with pytest.raises(ValueError, match='encoder.pretrained is required'):
+        make_head(backbone, encoder=encoder)
+    with pytest.raises(FileNotFoundError, match='no file'):
+        make_head(backbone, encoder={**encoder, 'pretrained': str(tmp_path / 'none.pth')})
+    source = make_head(backbone, encoder={**encoder, 'pretrained': None}).encoder.backbone
+    with torch.no_grad():
+        for p in source.parameters():
+            p.add_(1.0)
+    torch.save({'state_dict': source.state_dict()}, tmp_path / 'r18.pth')
+    loaded = make_head(backbone, encoder={**encoder, 'pretrained': str(tmp_path / 'r18.pth')})
+    for (k, v), w in zip(source.state_dict().items(), loaded.encoder.backbone.state_dict().values()):
+        assert torch.equal(v, w), k
+
+
+def test_the_configs_encoders(backbone):
+    """The paper configs: an ImageNet-initialised SegFormer MiT-B5 at a named local path; the
+    tiny default: MiT-B0, random initialisation stated."""
+    for name in ('voc', 'context', 'coco-stuff'):
+        enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit-b16_{name}.py')
+                              ).method.encoder
+        assert enc.type == 'mmseg' and enc.backbone.type == 'MixVisionTransformer'
+        assert enc.backbone.num_layers == [3, 6, 40, 3] and enc.pretrained.endswith('.pth')
+    tiny = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_tiny_synth.py'))
+    assert tiny.method.encoder.pretrained is None
+    assert tiny.method.encoder.backbone.num_layers == [2, 2, 2, 2]
+    head = make_head(backbone, encoder=tiny.method.encoder).eval()
+    with torch.no_grad():
+        out = head.predict_dense(torch.randn(1, 3, 64, 64),
+                                 F.normalize(torch.randn(3, backbone.embed_dim), dim=-1))
+    assert out.shape == (1, 3, 16, 16)           # SegFormer's output stride 4
+    # the CLIP-ViT student variant, as the config's comment gives it
+    tiny.merge_from_dict({'method.encoder._delete_': True, 'method.encoder.type': 'clip_vit'})
+    assert dict(tiny.method.encoder) == dict(type='clip_vit')
