@@ -280,9 +280,9 @@ class CLIPZSS(MethodHead):
             open_ = (target == IGNORE) & valid & (up >= 0)
             fused = torch.where(open_, n_seen + up, target)
         q = int(regions.max()) + 1 if (regions >= 0).any() else 0
-        logs = dict(pseudo_regions=torch.tensor((q and float(
-            sum(len(torch.unique(r[r >= 0])) for r in regions))) / b),
-            pseudo_pixels=open_.float().mean())
+        per_image = sum(len(torch.unique(r[r >= 0])) for r in regions) / b
+        logs = dict(pseudo_regions=torch.tensor(float(per_image)),
+                    pseudo_pixels=open_.float().mean())
         # centroids of the encoder's features under every fused label, then the synthesizer
         frac = label_fractions(fused, n_seen + q, feats.shape[-2:])          # B,L,h,w
         present = frac.flatten(2).sum(-1) > 0                                 # B,L
