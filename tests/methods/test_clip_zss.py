@@ -550,3 +550,38 @@ def test_the_configs_encoders(backbone):
     # the CLIP-ViT student variant, as the config's comment gives it
     tiny.merge_from_dict({'method.encoder._delete_': True, 'method.encoder.type': 'clip_vit'})
     assert dict(tiny.method.encoder) == dict(type='clip_vit')
+
+
+def test_the_trainer_checkpoints_and_resumes_the_memory_bank(synth_root, tmp_path, monkeypatch):
+    """Through mmengine's checkpoint and resume: the bank is in the checkpoint, and a resumed
+    run starts from it (two iterations of 2 crops, then a third after resuming)."""
+    import os
+    from ovseg_bench.engine.trainer import train
+    (tmp_path / 'data').mkdir()
+    os.symlink(synth_root, tmp_path / 'data' / 'synth')
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_tiny_synth.py'))
+    cfg.backbone.pretrained = None
+    cfg.merge_from_dict({'method.encoder._delete_': True, 'method.encoder.type': 'clip_vit',
+                         'method.templates': 'single', 'method.text_cache': None})
+    cfg.train.update(iters=2, batch_size=2, num_workers=0, log_interval=1,
+                     checkpoint_interval=1, max_keep_ckpts=-1, warmup_iters=1)
+    run = tmp_path / 'run'
+    train(cfg, work_dir=run)
+
+    def bank(path):
+        state = torch.load(path, map_location='cpu', weights_only=False)
+        state = state.get('state_dict', state)
+        prefix = 'head.bank.' if 'head.bank.keys' in state else 'bank.'
+        return {k: state[prefix + k] for k in ('keys', 'ids', 'filled')}
+
+    first, second = bank(run / 'iter_1.pth'), bank(run / 'iter_2.pth')
+    assert int(first['filled']) == 2 and int(second['filled']) == 4
+    assert torch.equal(second['keys'][:2], first['keys'][:2])
+    assert (second['ids'][:4] != -1).all()
+    cfg.train.update(iters=3)
+    train(cfg, work_dir=run, resume=True)
+    third = bank(run / 'iter_3.pth')
+    assert int(third['filled']) == 6
+    assert torch.equal(third['keys'][:4], second['keys'][:4])
+    assert torch.equal(third['ids'][:4], second['ids'][:4])
