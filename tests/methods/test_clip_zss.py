@@ -527,8 +527,9 @@ def test_an_mmseg_encoder_states_its_initialisation(backbone, tmp_path):
             p.add_(1.0)
     torch.save({'state_dict': source.state_dict()}, tmp_path / 'r18.pth')
     loaded = make_head(backbone, encoder={**encoder, 'pretrained': str(tmp_path / 'r18.pth')})
-    for (k, v), w in zip(source.state_dict().items(), loaded.encoder.backbone.state_dict().values()):
-        assert torch.equal(v, w), k
+    got = loaded.encoder.backbone.state_dict()
+    for k, v in source.state_dict().items():
+        assert torch.equal(v, got[k]), k
 
 
 def test_the_configs_encoders(backbone):

@@ -174,7 +174,8 @@ def test_the_clustering_sees_an_augmented_second_view(backbone, monkeypatch):
     seen = []
     import methods.vilseg as vilseg
     real = vilseg.photometric
-    monkeypatch.setattr(vilseg, 'photometric', lambda x, *a, **k: seen.append(x) or real(x, *a, **k))
+    monkeypatch.setattr(vilseg, 'photometric',
+                        lambda x, *a, **k: seen.append(x) or real(x, *a, **k))
     batch = make_batch()
     torch.manual_seed(0)
     aug = ViLSeg(backbone, num_clusters=4).forward_train(batch)
