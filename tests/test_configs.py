@@ -59,6 +59,8 @@ def test_vit_b16_config_builds_its_head_without_weights(path):
     if cfg.method.get('vfm'):        # a second image model beside CLIP (ProxyCLIP) names its own
         assert 'method.vfm.pretrained=' in text
         cfg.merge_from_dict({'method.vfm.pretrained': None})
+    if cfg.method.get('encoder', {}).get('pretrained'):     # CLIP-ZSS's ImageNet encoder
+        cfg.merge_from_dict({'method.encoder.pretrained': None})
     head = load_head(cfg)
     bb = head.backbone
     assert (bb.patch_size, bb.width, bb.num_layers, bb.embed_dim) == (16, 768, 12, 512)

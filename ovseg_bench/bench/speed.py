@@ -386,10 +386,12 @@ def synthetic_train_batch(head, size, batch, pipeline=(), seed=0):
                                       mode='nearest')[:, 0].long()
         elif view == 'mask':
             out[view] = torch.rand(batch, grid, grid, generator=g) < 0.5
+        elif view == 'image_id':
+            out[view] = torch.arange(batch)          # every item its own image
         else:
             raise KeyError(f'no synthetic {view!r} view (known: images, captions, '
                            f'global_crops, local_crops, crop_boxes, crop_flips, superpixels, '
-                           f'gt_seg, mask)')
+                           f'gt_seg, mask, image_id)')
     return out
 
 

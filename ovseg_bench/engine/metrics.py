@@ -1,4 +1,5 @@
 """mmseg's IoU metric, plus per-class results and the generalized zero-shot summary."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,10 @@ from mmseg.registry import METRICS
 
 
 def harmonic_mean(a, b):
+    """hIoU of mIoU(seen) ``a`` and mIoU(unseen) ``b``: NaN when either is undefined (NaN: no
+    class of that subset in the ground truth or the predictions), 0 when both are 0."""
+    if math.isnan(a) or math.isnan(b):
+        return float('nan')
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
 
 
