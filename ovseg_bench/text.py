@@ -91,7 +91,21 @@ def _encode_names(head, names, tmpl, batch_size):
 
 
 def _read_cache(path):
-    return torch.load(path) if path.is_file() else {}   # written whole (replaced atomically)
+    """The names cached at ``path`` ({} if absent). A damaged or foreign file is not fatal:
+    it is rebuilt (a warning names it), as the cache only saves time."""
+    from .checkpoint import load
+    if not path.is_file():
+        return {}
+    try:
+        table = load(path, 'text-embedding cache')
+        if isinstance(table, dict) and all(torch.is_tensor(v) for v in table.values()):
+            return table
+        problem = f'it holds a {type(table).__name__}, not name embeddings'
+    except ValueError as err:
+        problem = str(err)
+    logging.getLogger(__name__).warning('ignoring the text-embedding cache %s (%s); it is '
+                                        'rebuilt', path, problem)
+    return {}
 
 
 def _write_cache(path, table):
