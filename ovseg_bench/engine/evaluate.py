@@ -15,7 +15,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
+from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..bench import results
+from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
@@ -78,10 +80,43 @@ def load_head(cfg, checkpoint=None):
         backbone = build(BACKBONES, cfg['backbone'])
     head = build(METHODS, cfg['method'], backbone=backbone)
     if path is not None:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        head.load_state_dict(state.get('state_dict', state))
-        logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+        load_head_weights(head, path)
     return head
+
+
+def load_head_weights(head, path):
+    """Load a head checkpoint (``head.pt``, or an mmengine ``iter_N.pth`` of the same method)
+    into ``head``; one-line errors for an unsafe, damaged or foreign file."""
+    what = 'head checkpoint (--checkpoint)'
+    state = load_checkpoint(path, what)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']      # an mmengine checkpoint: the TrainModel's keys
+        state = {k[len('head.'):] if k.startswith('head.') else k: v for k, v in state.items()}
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f'{what} {path} holds no state dict of tensors '
+                              f'({type(state).__name__})')
+    own = head.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f'{len(v)} {t} ({", ".join(v[:3])}{", ..." if len(v) > 3 else ""})'
+                 for t, v in (('missing keys', missing), ('unexpected keys', unexpected),
+                              ('shape mismatches', shapes)) if v]
+        raise CheckpointError(f'{what} {path} does not fit {type(head).__name__} on this '
+                              f'backbone: {"; ".join(parts)}. Is it the head.pt of another '
+                              f'method or config?')
+    head.load_state_dict(state)
+    logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+
+
+def untrained_row(cfg, head_given=False, checkpoint=None):
+    """Whether ``cfg`` trains its head (a trainable method with ``train_data``) but it is
+    evaluated without trained weights: its row is then keyed ``train_data=none``."""
+    from ..registry import check_name
+    check_name(METHODS, cfg['method']['type'], 'method')
+    trainable = METHODS.get(cfg['method']['type']).trainable
+    return trainable and bool(cfg.get('train_data')) and not head_given and not checkpoint
 
 
 def count_params(module):
@@ -98,10 +133,14 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     ``results_csv`` the row is appended there and the per-class rows beside it
     (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
     """
-    cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
+    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    check_keys(cfg, TOP_LEVEL_KEYS)
+    if results_csv:
+        results.check_writable(results_csv)
     protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
     vocabulary = load_vocabulary(ds['vocabulary'])
+    untrained = untrained_row(cfg, head_given=head is not None, checkpoint=checkpoint)
     head = head if head is not None else load_head(cfg, checkpoint)
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
@@ -115,6 +154,11 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
         custom_hooks=[dict(type='EvalProgressHook', label=dataset)],
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
+    if len(runner.test_dataloader.dataset) == 0:
+        split = loader['dataset']
+        raise ValueError(f'dataset {dataset!r}: no image to evaluate in '
+                         f'{Path(split["data_root"]) / split.get("ann_file", "")} (an empty '
+                         f'split file or image folder); prepare it again')
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):
         raise ValueError(f'vocabulary {ds["vocabulary"]!r} has {len(vocabulary)} classes but '
@@ -129,8 +173,11 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     n_images = len(runner.test_dataloader.dataset)
     trainable, total = count_params(head)
     peak = peak_memory_mb()
+    key = results.cell_key(cfg, dataset)
+    if untrained:
+        key['train_data'] = 'none'      # not the trained cell's row: these weights saw none
     row = dict(
-        **results.cell_key(cfg, dataset),
+        **key,
         **{k: round(v, 2) for k, v in metrics.items()},
         protocol=protocol['name'], **{k: protocol[k] for k in results.PROTOCOL_FIELDS[1:]},
         params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),
@@ -139,7 +186,8 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
         timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
     if results_csv:
-        results.append_rows(results_csv, [row])
+        # Per-class rows first: the summary row, written last, marks a finished cell (a kill
+        # in between leaves no row, so the runner redoes the cell and replaces these).
         keys = {k: row[k] for k in results.KEY_FIELDS}
         per_class = [dict(keys, class_index=c['index'], class_name=c['name'], split=c['split'],
                           IoU=round(c['IoU'], 2), Acc=round(c['Acc'], 2),
@@ -147,5 +195,6 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
                      for c in metric.per_class]
         results.append_rows(Path(results_csv).with_name('per_class.csv'), per_class,
                             results.PER_CLASS_FIELDS)
+        results.append_rows(results_csv, [row])
         logging.getLogger(__name__).info('wrote %s', results_csv)
     return row

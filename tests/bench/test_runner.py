@@ -97,9 +97,10 @@ def test_only_slice_and_force(tmp_path, synth_root, capsys):
 
 
 def test_failing_cell_is_reported_and_the_rest_go_on(tmp_path, synth_root):
-    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'no_such_dataset'])
+    # coco_object has no instance masks in the synthetic world: that cell fails alone
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'coco_object'])
     failures = run_matrix(matrix)
-    assert [(m, d) for m, d, _ in failures] == [('MaskCLIP', 'no_such_dataset')]
+    assert [(m, d) for m, d, _ in failures] == [('MaskCLIP', 'coco_object')]
     assert [r['dataset'] for r in results.read_rows(tmp_path / 'bench' / 'results.csv')] == \
         ['synth_voc']
 
@@ -207,3 +208,18 @@ train_workers = 2
     plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout
     assert '0 evaluation(s) planned' in plan
+
+
+def test_a_selector_or_name_matching_nothing_fails_before_any_run(tmp_path, synth_root):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc'])
+    with pytest.raises(KeyError, match=r'--only method=Nope matches no cell of the matrix. '
+                                       r'Valid method values: MaskCLIP'):
+        run_matrix(matrix, only='method=Nope')
+    with pytest.raises(KeyError, match=r'--only dataset=synth_vocc matches no cell.* Did you '
+                                       r'mean synth_voc\? Valid dataset values: synth_voc'):
+        run_matrix(matrix, only='dataset=synth_vocc')
+    for methods, datasets, expected in ((['SegClip'], ['synth_voc'], 'Did you mean SegCLIP?'),
+                                        (['MaskCLIP'], ['synth_vocc'], 'Did you mean synth_voc')):
+        with pytest.raises(KeyError, match=expected):
+            run_matrix(write_matrix(tmp_path, synth_root, methods, datasets))
+    assert not (tmp_path / 'bench' / 'results.csv').exists()
