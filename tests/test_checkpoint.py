@@ -92,3 +92,11 @@ def test_head_checkpoint_of_another_method_names_the_keys(tmp_path):
     with pytest.raises(CheckpointError, match=r'does not fit PACL on this backbone: \d+ missing '
                                               r'keys \(.*another method'):
         load_head(cfg, tmp_path / 'clip_head.pt')
+
+
+def test_crafted_training_checkpoint_is_skipped_by_resume_without_running(tmp_path):
+    from ovseg_bench.engine.trainer import resumable_checkpoint
+    torch.save({'state_dict': {'w': torch.zeros(1)}}, tmp_path / 'iter_2.pth')
+    path, target = crafted(tmp_path, 'iter_4.pth')
+    assert resumable_checkpoint(tmp_path) == str(tmp_path / 'iter_2.pth')
+    assert not target.exists()
