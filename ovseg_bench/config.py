@@ -58,10 +58,9 @@ def read_config_file(path):
         raise FileNotFoundError(f'config not found: {path}')
     try:
         return Config.fromfile(str(path))
-    except SyntaxError as err:
-        where = f'line {err.lineno}: ' if err.lineno and str(path) not in str(err) else ''
-        raise ValueError(f'config {path} has a syntax error: {where}'
-                         f'{str(err).splitlines()[0]}') from None
+    except SyntaxError as err:      # mmengine's message: its own prefix, then Python's
+        text = str(err).splitlines()[0].split(f'{path}: ')[-1].replace('(<unknown>, ', '(')
+        raise ValueError(f'config {path} has a syntax error: {text}') from None
     except Exception as err:   # the config is Python: anything may be raised executing it
         if isinstance(err, (FileNotFoundError, KeyError)):
             raise

@@ -74,7 +74,7 @@ def method_configs(patterns):
     found = {}
     for pattern in [patterns] if isinstance(patterns, str) else patterns:
         for path in sorted(glob.glob(pattern)):
-            method = Config.fromfile(path).get('method', {}).get('type')
+            method = C.read_config_file(path).get('method', {}).get('type')
             if method and path not in found.get(method, []):
                 found.setdefault(method, []).append(path)
     return found
@@ -399,7 +399,7 @@ def ensure_prerequisites(matrix, trainings):
         from ..data.synthetic import make_synthetic
         spec = matrix.synthetic  # an output folder, or make_synthetic's keyword arguments
         make_synthetic(**spec) if isinstance(spec, dict) else make_synthetic(spec)
-    todo = [Config.fromfile(p) for p in matrix.get('pretrain', [])]
+    todo = [C.read_config_file(p) for p in matrix.get('pretrain', [])]
     todo = [cfg for cfg in todo if not is_cached(cfg, 'backbone.pt')]
     for cfg in todo:
         print(f'pretraining {cfg.filename} (once; cached in {cfg.work_dir})', flush=True)

@@ -400,6 +400,7 @@ def check_train_config(cfg):
             raise KeyError(f'the training config has no {key!r} (see '
                            f'ovseg_bench.engine.trainer for the schema)')
     C.check_keys(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
+    C.check_types(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
     C.check_typed(BACKBONES, cfg['backbone'], 'backbone')
     C.check_typed(METHODS, cfg['method'], 'method', provided=('backbone',))
     data = cfg['train_data']
