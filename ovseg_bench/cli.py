@@ -275,6 +275,12 @@ def main(argv=None):
             raise
         print(f'ovseg-bench: error: {one_line(e)}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print('ovseg-bench: interrupted (finished rows and checkpoints are kept; rerun to '
+              'resume)', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

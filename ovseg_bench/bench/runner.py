@@ -444,8 +444,8 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
     csv_path = out_dir / 'results.csv'
     only = parse_only(only)
     if not dry_run:
-        results.check_writable(csv_path)
         plan_cells(matrix, csv_path, only, force)     # a --only matching no cell fails now
+        results.check_writable(csv_path)
     if dry_run:
         plan = plan_cells(matrix, csv_path, only, force)
         for cfg, todo in plan:

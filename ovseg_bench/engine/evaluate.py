@@ -103,9 +103,11 @@ def load_head_weights(head, path):
         parts = [f'{len(v)} {t} ({", ".join(v[:3])}{", ..." if len(v) > 3 else ""})'
                  for t, v in (('missing keys', missing), ('unexpected keys', unexpected),
                               ('shape mismatches', shapes)) if v]
+        hint = ('Is it the head.pt of another method or config?' if any(
+            k.startswith('backbone.') for k in state) else 'It holds no backbone.* keys: a '
+            'backbone.pt or CLIP checkpoint? Give that as backbone.pretrained instead.')
         raise CheckpointError(f'{what} {path} does not fit {type(head).__name__} on this '
-                              f'backbone: {"; ".join(parts)}. Is it the head.pt of another '
-                              f'method or config?')
+                              f'backbone: {"; ".join(parts)}. {hint}')
     head.load_state_dict(state)
     logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
 

@@ -8,7 +8,8 @@ from ovseg_bench.engine.metrics import OVIoUMetric
 
 def sample(gt, path):
     gt = torch.as_tensor(gt)
-    return dict(gt_sem_seg=dict(data=gt[None]), pred_sem_seg=dict(data=torch.zeros_like(gt)[None]),
+    return dict(gt_sem_seg=dict(data=gt[None]),
+                pred_sem_seg=dict(data=torch.zeros_like(gt)[None]),
                 seg_map_path=path, img_path=path.replace('.png', '.jpg'))
 
 
@@ -17,8 +18,9 @@ def test_labels_outside_the_range_fail_naming_the_masks():
     metric.dataset_meta = dict(classes=('a', 'b', 'c'))
     metric.process({}, [sample([[0, 1], [2, 255]], 'ok.png'),
                         sample([[0, 7], [7, 255]], 'masks/bad.png')])
-    with pytest.raises(ValueError, match=r'1 of 2 ground-truth masks hold labels outside 0..2 and '
-                                         r'255 \(2 pixels .*\), e.g. masks/bad.png \(values \[7\]\)'):
+    with pytest.raises(ValueError, match=r'1 of 2 ground-truth masks hold labels outside 0..2 '
+                                         r'and 255 \(2 pixels .*\), e.g. masks/bad.png '
+                                         r'\(values \[7\]\)'):
         metric.compute_metrics(metric.results)
     clean = OVIoUMetric()
     clean.dataset_meta = dict(classes=('a', 'b', 'c'))
