@@ -73,10 +73,10 @@ def _is_number(value):
 
 
 def check_types(values, reference, where=''):
-    """``ValueError`` naming the key when a value of ``values`` is not of its ``reference``
-    value's kind (a number, a bool, a string, a list): what a mistyped ``--cfg-options``
-    gives (``train.iters=abc``). Keys without a reference value, or a None one, pass; dicts
-    are checked key by key."""
+    """``ValueError`` naming the key when a value of ``values`` replaces a number or a bool of
+    ``reference`` with something else: what a mistyped ``--cfg-options`` gives
+    (``train.iters=abc``), which would otherwise fail later as a bare ``int('abc')``. Keys
+    without a reference value, or a None one, pass; dicts are checked key by key."""
     for key, value in values.items():
         ref = reference.get(key) if isinstance(reference, dict) else None
         path = f'{where}.{key}' if where else str(key)
@@ -85,10 +85,7 @@ def check_types(values, reference, where=''):
         if isinstance(ref, dict) and isinstance(value, dict):
             check_types(value, ref, path)
             continue
-        kinds = ((_is_number, 'a number'), (lambda v: isinstance(v, bool), 'true or false'),
-                 (lambda v: isinstance(v, str), 'a string'),
-                 (lambda v: isinstance(v, (list, tuple)), 'a list'),
-                 (lambda v: isinstance(v, dict), 'a dict'))
+        kinds = ((_is_number, 'a number'), (lambda v: isinstance(v, bool), 'true or false'))
         for test, kind in kinds:
             if test(ref) and not test(value):
                 raise ValueError(f'config key {path} must be {kind} (like {ref!r}), got '

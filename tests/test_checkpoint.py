@@ -100,3 +100,19 @@ def test_crafted_training_checkpoint_is_skipped_by_resume_without_running(tmp_pa
     path, target = crafted(tmp_path, 'iter_4.pth')
     assert resumable_checkpoint(tmp_path) == str(tmp_path / 'iter_2.pth')
     assert not target.exists()
+
+
+def test_crafted_pickle_in_a_transformers_folder_is_refused_without_running(tmp_path):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'hf_helpers', os.path.join(REPO, 'tests/backbones/test_backbones.py'))
+    helpers = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(helpers)
+    from ovseg_bench.backbones import HFCLIPBackbone
+    folder = helpers.make_hf_folder(tmp_path / 'hf')
+    (folder / 'model.safetensors').unlink()
+    path, target = crafted(tmp_path)
+    path.rename(folder / 'pytorch_model.bin')
+    with pytest.raises(CheckpointError, match=rf'refusing to load the weights in {folder}'):
+        HFCLIPBackbone(str(folder))
+    assert not target.exists()

@@ -15,9 +15,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
-from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
+from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
