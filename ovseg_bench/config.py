@@ -73,21 +73,21 @@ def _is_number(value):
 
 
 def check_types(values, reference, where=''):
-    """``ValueError`` naming the key when a value of ``values`` replaces a number or a bool of
-    ``reference`` with something else: what a mistyped ``--cfg-options`` gives
-    (``train.iters=abc``), which would otherwise fail later as a bare ``int('abc')``. Keys
-    without a reference value, or a None one, pass; dicts are checked key by key."""
+    """``ValueError`` naming the key when a value of ``values`` is text where ``reference``
+    has a number or a bool: what a mistyped ``--cfg-options`` gives (``train.iters=abc``),
+    which would otherwise fail later as a bare ``int('abc')``. Other kinds pass (an int's
+    place may hold a tuple: ``size=(h, w)``); dicts are checked key by key."""
     for key, value in values.items():
         ref = reference.get(key) if isinstance(reference, dict) else None
         path = f'{where}.{key}' if where else str(key)
-        if ref is None or value is None:
-            continue
         if isinstance(ref, dict) and isinstance(value, dict):
             check_types(value, ref, path)
             continue
+        if not isinstance(value, str):
+            continue
         kinds = ((_is_number, 'a number'), (lambda v: isinstance(v, bool), 'true or false'))
         for test, kind in kinds:
-            if test(ref) and not test(value):
+            if test(ref):
                 raise ValueError(f'config key {path} must be {kind} (like {ref!r}), got '
                                  f'{value!r}; fix the value given for it (--cfg-options '
                                  f'{path}=...)')
@@ -176,6 +176,16 @@ def check_kwargs(obj, kwargs, where, provided=()):
                            f'given in the config')
         if key not in valid and not is_open:
             raise _unknown_key_error(key, valid, where)
+    check_types({k: v for k, v in kwargs.items() if k != 'type'}, default_values(obj), where)
+
+
+def default_values(obj):
+    """``{argument: default}`` of ``obj``'s own signature (its ``__init__`` for a class)."""
+    try:
+        params = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params.values() if p.default is not p.empty}
 
 
 def check_typed(registry, cfg, where, provided=()):

@@ -87,3 +87,13 @@ def test_did_you_mean_is_one_helper_that_catches_case_only_typos():
         check_name(METHODS, 'Pacl')
     with pytest.raises(KeyError, match="unknown dataset 'Synth_VOC'. Did you mean synth_voc?"):
         load_dataset_cfg('Synth_VOC')
+
+
+def test_a_method_argument_of_the_wrong_kind_names_the_key():
+    from ovseg_bench.config import check_kwargs
+    from ovseg_bench.registry import METHODS, load_plugins
+    load_plugins()
+    with pytest.raises(ValueError, match=r"config key method.num_centers must be a number "
+                                         r"\(like 8\), got 'many'"):
+        check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers='many'), 'method')
+    check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers=4), 'method')
