@@ -31,7 +31,12 @@ def _number(text):
         return False
 
 
-def read_checked(path, required=results.KEY_FIELDS + ['mIoU'], numeric=NUMERIC):
+# The columns a results file must have to be read (what the tables group by and show); key
+# columns added later to the schema may be absent from older files.
+REQUIRED = ['method', 'backbone', 'dataset', 'setting', 'seed', 'mIoU']
+
+
+def read_checked(path, required=REQUIRED, numeric=NUMERIC):
     """The rows of a results CSV whose schema is checked (``ValueError`` naming the missing
     columns of a foreign file) and whose every row is whole and numeric where it must be: a
     row cut short (a partial last line) or with a non-number is reported by line and skipped."""
@@ -301,7 +306,7 @@ def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
     entries, datasets = write_tables(rows, out_dir, metric, reference)
     plot_bars(entries, datasets, Path(out_dir) / 'leaderboard.png', metric)
     per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key,
-                     required=results.KEY_FIELDS + ['class_index', 'IoU'],
+                     required=REQUIRED[:-1] + ['class_index', 'IoU'],
                      numeric=PER_CLASS_NUMERIC)
     plot_heatmap(per_class, Path(out_dir) / 'per_class.png')
     if pred_root and Path(pred_root).is_dir():

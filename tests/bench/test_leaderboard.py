@@ -85,7 +85,7 @@ def test_cut_rows_foreign_files_and_unknown_metrics_never_give_numbers(tmp_path,
     foreign = tmp_path / 'foreign.csv'
     foreign.write_text('name,score\na,1\n')
     with pytest.raises(ValueError, match=r'foreign.csv is not an ovseg-bench results file: no '
-                                         r'column method, backbone'):
+                                         r'column method, backbone, dataset'):
         leaderboard.build([foreign], tmp_path / 'out')
     with pytest.raises(KeyError, match="unknown --metric 'miou'. Did you mean mIoU?"):
         leaderboard.build([path], tmp_path / 'out', metric='miou')
