@@ -142,15 +142,29 @@ def _encode_names(head, names, tmpl, batch_size):
     return dict(zip(names, F.normalize(per_prompt.mean(1), dim=-1).cpu()))
 
 
-def _read_cache(path):
-    return torch.load(path) if path.is_file() else {}   # written whole (replaced atomically)
+def _read_cache(path, warn=True):
+    """The names cached at ``path`` ({} if absent). A damaged or foreign file is not fatal:
+    it is rebuilt (a warning names it), as the cache only saves time."""
+    from .checkpoint import load
+    if not path.is_file():
+        return {}
+    try:
+        table = load(path, 'text-embedding cache')
+        if isinstance(table, dict) and all(torch.is_tensor(v) for v in table.values()):
+            return table
+        problem = f'text-embedding cache {path} holds a {type(table).__name__}, not embeddings'
+    except ValueError as err:
+        problem = str(err)
+    if warn:
+        logging.getLogger(__name__).warning('%s; rebuilding it', problem)
+    return {}
 
 
 def _write_cache(path, table):
     """Merge ``table`` into the file at ``path`` (another process may have added names since
     it was read) and replace it atomically, through a temporary file of this process's own."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**_read_cache(path), **table}
+    merged = {**_read_cache(path, warn=False), **table}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix='.tmp')
     os.close(fd)
     torch.save(merged, tmp)

@@ -2,10 +2,12 @@
 import inspect
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import torch
 
+from ..checkpoint import CheckpointError
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
 from .base import Backbone
@@ -40,9 +42,14 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
             raise FileNotFoundError(f'transformers CLIP folder not found: {folder} (weights are '
                                     f'never downloaded: give a local save_pretrained folder)')
         self.path = str(folder)
-        model, info = CLIPModel.from_pretrained(folder, local_files_only=True,
-                                                output_loading_info=True,
-                                                ignore_mismatched_sizes=True)
+        try:    # transformers reads .bin weights with weights_only=True, safetensors as data
+            model, info = CLIPModel.from_pretrained(folder, local_files_only=True,
+                                                    output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)
+        except pickle.UnpicklingError as err:
+            raise CheckpointError(f'refusing to load the weights in {folder}: they need Python '
+                                  f'objects beyond tensors, and unpickling objects can run code '
+                                  f'({str(err).strip().splitlines()[-1]})') from None
         missing, mismatched = info.get('missing_keys') or (), info.get('mismatched_keys') or ()
         if missing or mismatched:
             parts = []

@@ -1,5 +1,4 @@
 """open_clip adapter: any open_clip ViT, weights from a local file only."""
-import difflib
 import logging
 import zipfile
 from pathlib import Path
@@ -11,6 +10,8 @@ import torch.utils.checkpoint
 from open_clip.model import convert_to_custom_text_state_dict, get_model_preprocess_cfg
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 
+from ..checkpoint import CheckpointError, load as load_checkpoint
+from ..config import did_you_mean
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
 from .base import RANDOM_WEIGHTS, Backbone, drop_log_records
@@ -36,17 +37,24 @@ def read_state_dict(path):
     if not path.is_file():
         raise FileNotFoundError(f'CLIP checkpoint not found: {path} (weights are never '
                                 f'downloaded: give the path of a local checkpoint file)')
+    what = 'CLIP checkpoint (backbone.pretrained)'
+    # TorchScript (OpenAI's release): its loader rebuilds tensors and TorchScript code, which
+    # runs in TorchScript's interpreter, never Python's unpickler on arbitrary globals.
     if _is_torchscript(path):
-        return dict(torch.jit.load(str(path), map_location='cpu').state_dict())
+        try:
+            return dict(torch.jit.load(str(path), map_location='cpu').state_dict())
+        except RuntimeError as err:
+            raise CheckpointError(f'cannot read {what} {path}: a damaged TorchScript archive '
+                                  f'({str(err).strip().splitlines()[0]})') from None
     if path.suffix == '.safetensors':
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        return load_file(str(path), device='cpu')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # e.g. mmengine checkpoints whose meta holds arbitrary objects
-        logger.info('%s is not loadable with weights_only=True (%s); loading it as a full '
-                    'pickle', path, type(err).__name__)
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        try:
+            return load_file(str(path), device='cpu')
+        except SafetensorError as err:
+            raise CheckpointError(f'cannot read {what} {path}: a damaged safetensors file '
+                                  f'({err})') from None
+    ckpt = load_checkpoint(path, what)
     while isinstance(ckpt, dict):
         inner = next((ckpt[k] for k in ('state_dict', 'model', 'module')
                       if isinstance(ckpt.get(k), dict)), None)
@@ -118,8 +126,7 @@ def _resolve_model_name(model):
         return path.stem
     model = model.replace('/', '-')   # OpenAI spelling, e.g. ViT-B/16
     if model not in open_clip.list_models():
-        close = difflib.get_close_matches(model, open_clip.list_models(), n=5)
-        hint = f' Close names: {", ".join(close)}.' if close else ''
+        hint = did_you_mean(model, open_clip.list_models(), n=5)
         raise ValueError(f'unknown open_clip model {model!r}.{hint} (or give the path of a '
                          f'JSON model config)')
     return model

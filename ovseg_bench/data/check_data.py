@@ -7,7 +7,8 @@ For each dataset found under the root (or named), and each split, it checks:
 * the image count against the official split (a warning: a partial copy is fine for a smoke
   test; an error with ``strict``);
 * every mask (or ``sample`` of them): a single-channel PNG, values within the dataset's
-  labels (0..N-1 and 255), the same size as its image.
+  labels (0..N-1 and 255), the same size as its image, which is decoded whole (a truncated
+  or damaged image is reported).
 
 The val split is the one the benchmark evaluates, so a missing val split is an error; a
 missing train split is only noted (it is needed to train, not to evaluate).
@@ -165,8 +166,9 @@ def _check_mask(result, layout, img, mask, valid, fix):
                                      f'0..{layout.num_labels - 1} and {VOID} ({layout.name} '
                                      f'labels): not a converted mask; {fix}')
     try:
-        with Image.open(img) as im:         # reads the header only
+        with Image.open(img) as im:
             img_size = im.size
+            im.load()          # decodes every byte: a truncated JPEG fails here, not in `test`
     except (OSError, SyntaxError, ValueError) as err:
         result.error('unreadable image', f'cannot read image {img} ({err}); {fix}')
         return

@@ -6,12 +6,16 @@ override only ``METAINFO``, so they are read by exactly the code that reads the 
 here checks its files before loading (:func:`check_layout`) and fails with a
 ``FileNotFoundError`` naming the expected layout and the command that prepares it.
 """
+import os
 import os.path as osp
+import re
 from pathlib import Path
 
 from mmseg.datasets import (ADE20KDataset, BaseSegDataset, COCOStuffDataset,
                             PascalContextDataset, PascalContextDataset59, PascalVOCDataset)
-from mmseg.registry import DATASETS
+from mmcv.transforms import LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import DATASETS, TRANSFORMS
 
 from .synthetic import view_classes, voc_colormap
 
@@ -76,6 +80,13 @@ def check_layout(data_root, data_prefix, ann_file='', layout='', prepare='', nam
             f'{name}: missing {"; ".join(missing)}.\n'
             f'Expected layout:\n{layout}\n'
             f'Prepare it with: {prepare}')
+    img_dir = (data_prefix or {}).get('img_path')
+    if ann_file and not any(line.strip() for line in open(ann_file)):
+        raise ValueError(f'{name}: the split file {ann_file} lists no image; prepare it again: '
+                         f'{prepare}')
+    if not ann_file and img_dir and not any(os.scandir(img_dir)):
+        raise ValueError(f'{name}: the image folder {img_dir} is empty; prepare it again: '
+                         f'{prepare}')
 
 
 class LayoutCheck:
@@ -117,6 +128,57 @@ def check_dataset_cfg(cfg, prepare=None):
 def _meta(view):
     classes = view_classes(view)
     return dict(classes=classes, palette=voc_colormap(len(classes)).tolist())
+
+
+# ---------------------------------------------------------------- checked loading
+FIX = 'check the data root with `ovseg-bench check-data ROOT`'
+
+
+def _reason(err):
+    """An image decoder's error without its in-memory object names."""
+    if isinstance(err, AssertionError):
+        return 'not a decodable image'
+    return re.sub(r' ?<_io\.BytesIO object at 0x[0-9a-f]+>', '', str(err)) or type(err).__name__
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile``; a missing or undecodable image fails in one line naming
+    it (in a DataLoader worker the message would otherwise be a whole traceback)."""
+
+    def transform(self, results):
+        path = results['img_path']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'image {path} not found (listed in the split); {FIX}')
+        try:
+            return super().transform(results)
+        except (AssertionError, OSError, ValueError) as err:
+            raise ValueError(f'cannot read image {path} ({_reason(err)}); {FIX}') from None
+
+
+@TRANSFORMS.register_module()
+class LoadAnnotationsChecked(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` for evaluation: a missing or unreadable mask, a colour
+    (RGB) mask and a mask of another size than its image fail in one line naming the files."""
+
+    def transform(self, results):
+        path = results['seg_map_path']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'mask {path} not found; {FIX}')
+        try:
+            results = super().transform(results)
+        except (AttributeError, OSError, ValueError) as err:
+            raise ValueError(f'cannot read mask {path} ({_reason(err)}); {FIX}') from None
+        seg = results['gt_seg_map']
+        if seg.ndim != 2:
+            raise ValueError(f'mask {path} has {seg.shape[-1]} channels: a colour-coded mask, not '
+                             f'a single-channel label PNG; convert it (ovseg-bench prepare)')
+        size = tuple(results.get('ori_shape') or seg.shape)
+        if seg.shape != size:
+            raise ValueError(f'mask {path} is {seg.shape[1]}x{seg.shape[0]} but its image '
+                             f'{results["img_path"]} is {size[1]}x{size[0]}: not this image\'s '
+                             f'mask; {FIX}')
+        return results
 
 
 # ---------------------------------------------------------------- synthetic views

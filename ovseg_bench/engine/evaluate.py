@@ -16,6 +16,8 @@ from mmengine.runner import Runner
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ..bench import results
+from ..checkpoint import CheckpointError, load as load_checkpoint
+from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
@@ -34,12 +36,12 @@ def peak_memory_mb():
 
 def test_pipeline(protocol):
     return [
-        dict(type='LoadImageFromFile'),
+        dict(type='LoadImageChecked'),    # mmcv's, with one-line errors naming the file
         # mmseg's keep-ratio resize: short side to ``short_side``, long side at most
         # ``max_long_side``, whichever binds first (the official harnesses' (2048, S)).
         dict(type='Resize', scale=(protocol['max_long_side'], protocol['short_side']),
              keep_ratio=True),
-        dict(type='LoadAnnotations'),  # after Resize: the ground truth keeps its size
+        dict(type='LoadAnnotationsChecked'),  # after Resize: the ground truth keeps its size
         dict(type='PackSegInputs'),
     ]
 
@@ -79,10 +81,45 @@ def load_head(cfg, checkpoint=None):
         backbone = build(BACKBONES, cfg['backbone'])
     head = build(METHODS, cfg['method'], backbone=backbone)
     if path is not None:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        head.load_state_dict(state.get('state_dict', state))
-        logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+        load_head_weights(head, path)
     return head
+
+
+def load_head_weights(head, path):
+    """Load a head checkpoint (``head.pt``, or an mmengine ``iter_N.pth`` of the same method)
+    into ``head``; one-line errors for an unsafe, damaged or foreign file."""
+    what = 'head checkpoint (--checkpoint)'
+    state = load_checkpoint(path, what)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']      # an mmengine checkpoint: the TrainModel's keys
+        state = {k[len('head.'):] if k.startswith('head.') else k: v for k, v in state.items()}
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f'{what} {path} holds no state dict of tensors '
+                              f'({type(state).__name__})')
+    own = head.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f'{len(v)} {t} ({", ".join(v[:3])}{", ..." if len(v) > 3 else ""})'
+                 for t, v in (('missing keys', missing), ('unexpected keys', unexpected),
+                              ('shape mismatches', shapes)) if v]
+        hint = ('Is it the head.pt of another method or config?' if any(
+            k.startswith('backbone.') for k in state) else 'It holds no backbone.* keys: a '
+            'backbone.pt or CLIP checkpoint? Give that as backbone.pretrained instead.')
+        raise CheckpointError(f'{what} {path} does not fit {type(head).__name__} on this '
+                              f'backbone: {"; ".join(parts)}. {hint}')
+    head.load_state_dict(state)
+    logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+
+
+def untrained_row(cfg, head_given=False, checkpoint=None):
+    """Whether ``cfg`` trains its head (a trainable method with ``train_data``) but it is
+    evaluated without trained weights: its row is then keyed ``train_data=none``."""
+    from ..registry import check_name
+    check_name(METHODS, cfg['method']['type'], 'method')
+    trainable = METHODS.get(cfg['method']['type']).trainable
+    return trainable and bool(cfg.get('train_data')) and not head_given and not checkpoint
 
 
 def count_params(module):
@@ -99,11 +136,15 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     ``results_csv`` the row is appended there and the per-class rows beside it
     (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
     """
-    cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
+    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    check_keys(cfg, TOP_LEVEL_KEYS)
+    if results_csv:
+        results.check_writable(results_csv)
     protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
     vocab_label, vocabulary = select_vocabulary(ds['vocabulary'], dataset,
                                                 protocol['vocabularies'])
+    untrained = untrained_row(cfg, head_given=head is not None, checkpoint=checkpoint)
     head = head if head is not None else load_head(cfg, checkpoint)
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
@@ -131,8 +172,11 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     n_images = len(runner.test_dataloader.dataset)
     trainable, total = count_params(head)
     peak = peak_memory_mb()
+    key = results.cell_key(cfg, dataset)
+    if untrained:
+        key['train_data'] = 'none'      # not the trained cell's row: these weights saw none
     row = dict(
-        **results.cell_key(cfg, dataset),
+        **key,
         **{k: round(v, 2) for k, v in metrics.items()},
         protocol=protocol['name'], vocabulary=vocab_label,
         **{k: protocol[k] for k in results.PROTOCOL_FIELDS if k in protocol},
@@ -142,7 +186,8 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
         timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
     if results_csv:
-        results.append_rows(results_csv, [row])
+        # Per-class rows first: the summary row, written last, marks a finished cell (a kill
+        # in between leaves no row, so the runner redoes the cell and replaces these).
         keys = {k: row[k] for k in results.KEY_FIELDS}
         per_class = [dict(keys, class_index=c['index'], class_name=c['name'], split=c['split'],
                           IoU=round(c['IoU'], 2), Acc=round(c['Acc'], 2),
@@ -150,5 +195,6 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
                      for c in metric.per_class]
         results.append_rows(Path(results_csv).with_name('per_class.csv'), per_class,
                             results.PER_CLASS_FIELDS)
+        results.append_rows(results_csv, [row])
         logging.getLogger(__name__).info('wrote %s', results_csv)
     return row

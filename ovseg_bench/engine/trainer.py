@@ -27,7 +27,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +43,7 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .. import config as C
+from ..checkpoint import load as load_checkpoint, trusted_types
 from ..data import image_text
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from . import hooks as H
@@ -347,21 +347,43 @@ class OVSegRunner(Runner):
                 model_wrapper_cfg['device_ids'] = None
         return super().wrap_model(model_wrapper_cfg, model)
 
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        """mmengine's checkpoint, written atomically: to a temporary file, flushed to disk,
+        then renamed, so a kill mid-write never leaves a partial ``iter_N.pth``."""
+        tmp = f'.{filename}.tmp'
+        super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+        tmp, path = Path(out_dir) / tmp, Path(out_dir) / filename
+        if tmp.is_file():                  # written by this (the main) process
+            H.replace_durably(tmp, path)
+
     def load_or_resume(self):
-        # mmengine's own checkpoints hold more than tensors (message hub buffers, meta), which
-        # torch >= 2.6 refuses to unpickle by default; resuming reads this run's own files.
-        key = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
-        before = os.environ.get(key)
-        os.environ[key] = '1'
+        """Resume from the newest whole checkpoint (a damaged latest one is reported and the
+        one before it used), reading it with ``weights_only`` (``ovseg_bench.checkpoint``)."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from = resumable_checkpoint(self.work_dir, self.logger)
+            self._resume = self._load_from is not None
+        with torch.serialization.safe_globals(trusted_types()):
+            return super().load_or_resume()
+
+
+def resumable_checkpoint(work_dir, logger=None):
+    """The newest readable checkpoint of ``work_dir`` (the one ``last_checkpoint`` names,
+    then ``iter_N.pth`` newest first), or None. Each damaged one is skipped with a message."""
+    work_dir = Path(work_dir)
+    found = sorted(work_dir.glob('iter_*.pth'),
+                   key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else -1, reverse=True)
+    last = work_dir / 'last_checkpoint'
+    if last.is_file():
+        named = Path(last.read_text().strip())
+        found = [named] + [p for p in found if p.name != named.name]
+    for path in found:
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings('ignore', message='.*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-                return super().load_or_resume()
-        finally:
-            if before is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = before
+            load_checkpoint(path, 'training checkpoint', mmap=True)
+            return str(path)
+        except (ValueError, FileNotFoundError) as err:
+            msg = f'not resuming from {path}: {err}; trying the previous checkpoint'
+            (logger or logging.getLogger(__name__)).warning(msg)
+    return None
 
 
 # --------------------------------------------------------------------- config checks
@@ -378,6 +400,7 @@ def check_train_config(cfg):
             raise KeyError(f'the training config has no {key!r} (see '
                            f'ovseg_bench.engine.trainer for the schema)')
     C.check_keys(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
+    C.check_types(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
     C.check_typed(BACKBONES, cfg['backbone'], 'backbone')
     C.check_typed(METHODS, cfg['method'], 'method', provided=('backbone',))
     data = cfg['train_data']
@@ -464,7 +487,7 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
         timer=dict(type='IterTimerHook'),
         logger=dict(type='LoggerHook', interval=log_interval, log_metric_by_epoch=False),
         param_scheduler=dict(type='ParamSchedulerHook'),
-        checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True,
+        checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, save_last=True,
                         interval=int(t['checkpoint_interval']),
                         max_keep_ckpts=int(t['max_keep_ckpts'])),
         sampler_seed=dict(type='DistSamplerSeedHook'))

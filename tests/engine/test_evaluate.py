@@ -185,3 +185,28 @@ def test_random_weights_warning_only_when_no_checkpoint_follows(tmp_path, caplog
     assert 'RANDOM' not in caplog.text and 'weights from' in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(),
                                                   loaded.state_dict().values()))
+
+
+def test_trainable_config_without_checkpoint_is_keyed_untrained(synth_root, tmp_path):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='CLIP'),
+                      train_data=dict(type='CocoCaptionDataset', data_root=str(synth_root)),
+                      protocol=dict(templates='single', num_workers=0, text_cache=None)))
+    row = ev.evaluate(cfg, 'synth_voc', tmp_path / 'w', data_root=synth_root,
+                      results_csv=tmp_path / 'results.csv')
+    assert row['train_data'] == 'none'           # not the trained cell's key
+    from ovseg_bench.bench.results import cell_key
+    assert cell_key(cfg, 'synth_voc')['train_data'].startswith('CocoCaptionDataset:')
+    assert ev.untrained_row(cfg) and not ev.untrained_row(cfg, checkpoint='head.pt')
+
+
+def test_config_typos_fail_naming_the_key(tmp_path):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='MaskCLIP'), protocl=dict(mode='whole')))
+    with pytest.raises(KeyError, match="unknown config key 'protocl'. Did you mean protocol?"):
+        ev.evaluate(cfg, 'synth_voc', tmp_path)
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='SegCLIP', num_centres=4)))
+    with pytest.raises(KeyError, match="unknown config key 'method.num_centres'. Did you mean "
+                                       "method.num_centers?"):
+        ev.load_head(cfg)

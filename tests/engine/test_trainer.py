@@ -364,3 +364,37 @@ def test_skipped_images_are_counted_over_the_run(synth_root, micro_model, tmp_pa
     log = next((tmp_path / 'skip').glob('*/*.log')).read_text()
     assert f'skipping unreadable image {bad}' in log
     assert '1 unreadable images were skipped during training' in log
+
+
+def test_checkpoint_writes_are_atomic_and_resume_skips_a_damaged_latest(
+        synth_root, micro_model, tmp_path, monkeypatch):
+    import mmengine.runner.runner as mm_runner
+    cfg = tiny_cfg(synth_root, micro_model, tmp_path / 'run', iters=6, max_keep_ckpts=1)
+    save = mm_runner.save_checkpoint
+    calls = []
+
+    def killed_mid_write(checkpoint, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 2:             # the write of iter_4: half the bytes, then the kill
+            Path(filepath).write_bytes(b'PK\x03\x04 half a checkpoint')
+            raise _Interrupt
+        return save(checkpoint, filepath, *args, **kwargs)
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', killed_mid_write)
+    with pytest.raises(_Interrupt):
+        T.train(cfg)
+    run = tmp_path / 'run'
+    # With one checkpoint kept, the previous one survives the killed write, whole.
+    assert sorted(p.name for p in run.glob('iter_*.pth')) == ['iter_2.pth']
+    assert (run / 'last_checkpoint').read_text().endswith('iter_2.pth')
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', save)
+    # A damaged latest checkpoint (e.g. a disk fault): resume falls back to the one before.
+    torch.save({'w': torch.zeros(1)}, run / 'iter_4.pth')
+    (run / 'iter_4.pth').write_bytes((run / 'iter_4.pth').read_bytes()[:40])
+    (run / 'last_checkpoint').write_text(str(run / 'iter_4.pth'))
+    out = T.train(cfg, resume=True)
+    assert out['iters'] == 6
+    log = ''.join(p.read_text() for p in run.glob('*/*.log'))
+    assert (f'not resuming from {run / "iter_4.pth"}: cannot read training checkpoint '
+            f'{run / "iter_4.pth"}: not a torch.save file, or truncated/damaged') in log
+    assert 'resumed at iteration 2' in log
+    assert sorted(p.name for p in run.glob('iter_*.pth')) == ['iter_6.pth']
