@@ -34,6 +34,10 @@ COCO_OBJECT_LAYOUT = """coco_stuff164k/
   images/{{train2017,val2017}}/<id>.jpg
   annotations/{{train2017,val2017}}/<id>_instanceTrainIds.png
       uint8: 0 background, 1..80 things, 255 ignore"""
+CITYSCAPES_LAYOUT = """cityscapes/
+  leftImg8bit/{{train,val}}/<city>_<seq>_<frame>_leftImg8bit.png
+  gtFine/{{train,val}}/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
+      uint8: 0..{n} train ids, 255 every other label"""
 ADE_LAYOUT = """ADEChallengeData2016/
   images/{{training,validation}}/ADE_{{train,val}}_<8 digits>.jpg
   annotations/{{training,validation}}/ADE_{{train,val}}_<8 digits>.png
@@ -46,6 +50,7 @@ NATIVE = {
     'PascalContextDataset59': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context59'),
     'COCOStuffDataset': ('coco_stuff164k', COCO_STUFF_LAYOUT.format(n=170), 'coco_stuff171'),
     'ADE20KDataset': ('ADEChallengeData2016', ADE_LAYOUT.format(n=150), 'ade150'),
+    'CityscapesDataset': ('cityscapes', CITYSCAPES_LAYOUT.format(n=18), 'cityscapes'),
 }
 
 

@@ -8,6 +8,7 @@ One converter per dataset family, named as on the command line (:data:`PREPARERS
 ``coco-object``  COCO-Object, background + 80 things, from the instance annotations
                  (coco_object)
 ``ade20k``       ADE20K SceneParsing, ADEChallengeData2016 (ade150)
+``cityscapes``   Cityscapes, 19 train ids (cityscapes; prepare_cityscapes.py)
 
 The dataset config names (``voc21``, ``context59``, ...) are accepted too
 (:func:`resolve_name`), so the ``Prepare it with:`` hints of the dataset classes run as
@@ -608,6 +609,13 @@ PREPARERS = {'voc': prepare_voc, 'context': prepare_context, 'coco-stuff': prepa
              'coco-object': prepare_coco_object, 'ade20k': prepare_ade20k}
 
 
+def _register(layout, preparer):
+    """Add a dataset family converted in a module of its own."""
+    LAYOUTS[layout.name] = layout
+    PREPARERS[layout.name] = preparer
+    ALIASES.update({config: layout.name for config in layout.configs})
+
+
 def prepare(name, src, out, splits=None, force=False, log=print):
     """Prepare dataset ``name`` (a layout or dataset config name) from the official files in
     ``src`` into ``out``; ``splits``: a subset of ('train', 'val'), default every split the
@@ -636,3 +644,8 @@ def main_prepare(name, src, out, splits=None, force=False, log=_log):
         f'{", ".join(layout.configs)}; check it with: ovseg-bench check-data {out} '
         f'--dataset {layout.name}')
     return 0
+
+
+from . import prepare_cityscapes  # noqa: E402  (its converter needs the helpers above)
+
+_register(prepare_cityscapes.LAYOUT, prepare_cityscapes.prepare_cityscapes)
