@@ -147,8 +147,8 @@ def build_parser():
 
     s = sub.add_parser('prepare', help='convert an official dataset download to the layout '
                        'the dataset configs read (docs/datasets/)')
-    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object, ade20k or '
-                   'cityscapes (or a dataset config name: voc21, context59, ...)')
+    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object, ade20k, cityscapes, '
+                   'context459 or ade847 (or a dataset config name: voc21, context59, ...)')
     s.add_argument('--src', required=True, help='folder of the extracted official download')
     s.add_argument('--out', required=True, help='data root (the configs read data/)')
     s.add_argument('--split', action='append', choices=['train', 'val'],

@@ -61,7 +61,14 @@ def eval_dataloader_cfg(ds, protocol):
         batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
         pin_memory=pin_memory_enabled(protocol), persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
+        dataset=split_cfg(ds, 'eval', with_mask_loader(test_pipeline(protocol), ds)))
+
+
+def with_mask_loader(pipeline, ds):
+    """The pipeline with the dataset config's mask loader (``load_annotations``: the 16-bit
+    loader of the 459/847-class layouts) in place of mmseg's 8-bit ``LoadAnnotations``."""
+    loader = ds.get('load_annotations')
+    return [dict(loader) if loader and t['type'] == 'LoadAnnotations' else t for t in pipeline]
 
 
 def load_head(cfg, checkpoint=None):
@@ -112,9 +119,10 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     runner = Runner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
         test_evaluator=dict(
-            type='OVIoUMetric', unseen_classes=unseen,
+            type='OVIoUMetric', unseen_classes=unseen, ignore_index=ds.get('ignore_index', 255),
             save_first=float('inf') if save_pred else save_first,
-            save_dir=str(Path(save_pred) / dataset if save_pred else Path(work_dir) / 'predictions')),
+            save_dir=str(Path(save_pred) / dataset if save_pred
+                         else Path(work_dir) / 'predictions')),
         test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),

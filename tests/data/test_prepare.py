@@ -368,7 +368,7 @@ def test_every_prepare_hint_names_a_real_command():
     for name in hinted:
         layout = LAYOUTS[resolve_name(name)]
         assert layout.subdir in ('VOCdevkit/VOC2012', 'VOCdevkit/VOC2010', 'coco_stuff164k',
-                                 'ADEChallengeData2016', 'cityscapes')
+                                 'ADEChallengeData2016', 'cityscapes', 'ADE20K_2021_17_01')
     assert {resolve_name(n) for n in hinted} == set(LAYOUTS)
     with pytest.raises(KeyError, match='valid: voc, context, coco-stuff, coco-object, ade20k, '
                                        'cityscapes'):
