@@ -56,7 +56,7 @@ def cmd_test(args):
     out = Path(args.out or work_dir / 'results.csv')
     for name in datasets:
         row = evaluate(cfg, name, work_dir / name, data_root=args.data_root,
-                       checkpoint=args.checkpoint, results_csv=out)
+                       checkpoint=args.checkpoint, results_csv=out, save_pred=args.save_pred)
         extra = ''.join(f'  {k} {row[k]:.2f}' for k in ('mIoU_seen', 'mIoU_unseen', 'hIoU')
                         if k in row)
         print(f'{row["method"]:<12} {name:<16} mIoU {row["mIoU"]:6.2f}  mAcc {row["mAcc"]:6.2f}'
@@ -145,8 +145,8 @@ def build_parser():
 
     s = sub.add_parser('prepare', help='convert an official dataset download to the layout '
                        'the dataset configs read (docs/datasets/)')
-    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object or ade20k (or a '
-                   'dataset config name: voc21, context59, ...)')
+    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object, ade20k, cityscapes, '
+                   'context459 or ade847 (or a dataset config name: voc21, context59, ...)')
     s.add_argument('--src', required=True, help='folder of the extracted official download')
     s.add_argument('--out', required=True, help='data root (the configs read data/)')
     s.add_argument('--split', action='append', choices=['train', 'val'],
@@ -171,6 +171,9 @@ def build_parser():
     s.add_argument('--checkpoint', help='trained head weights (head.pt) for a trained method')
     s.add_argument('--work-dir')
     s.add_argument('--out', help='results CSV (default: WORK_DIR/results.csv)')
+    s.add_argument('--save-pred', metavar='DIR',
+                   help="write every prediction as a label PNG (the dataset's class indices, "
+                        "uint8; 255 is never predicted) to DIR/<dataset>/<image stem>.png")
     s.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     s.set_defaults(func=cmd_test)
 

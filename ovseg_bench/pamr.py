@@ -38,7 +38,15 @@ def pamr(image, scores, steps=10, dilations=(8, 16)):
     if scores.shape[-2:] != image.shape[-2:]:
         scores = F.interpolate(scores, size=image.shape[-2:], mode='bilinear',
                                align_corners=True)
-    weights = pamr_weights(image, dilations)
+    weights = pamr_weights(image, dilations).unbind(2)
+    h, w = scores.shape[-2:]
+    offsets = [(d, dy, dx) for d in dilations for dy in (-d, 0, d) for dx in (-d, 0, d)
+               if dy or dx]
     for _ in range(steps):
-        scores = (neighbours(scores, dilations) * weights).sum(2)
+        # neighbours summed one at a time: no B,C,P,H,W stack of the (many-channel) scores
+        padded = {d: F.pad(scores, [d] * 4, mode='replicate') for d in dilations}
+        out = torch.zeros_like(scores)
+        for (d, dy, dx), weight in zip(offsets, weights):
+            out.addcmul_(padded[d][..., d + dy:d + dy + h, d + dx:d + dx + w], weight)
+        scores = out
     return scores

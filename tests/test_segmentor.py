@@ -59,3 +59,18 @@ def test_area_rule_hands_a_small_class_to_the_next_best():
     # background is never dropped, however small
     only_bg_small = drop_small_classes(probs, 0.5, first=1)
     assert only_bg_small[0].equal(probs[0])
+
+
+@pytest.mark.parametrize('path', PRESETS, ids=lambda p: p.stem)
+def test_every_preset_has_a_vocabulary_of_the_right_size_for_its_datasets(path):
+    from ovseg_bench.data.catalog import load_dataset_cfg
+    from ovseg_bench.text import load_vocabulary, select_vocabulary
+    cfg = Config.fromfile(str(path))
+    for dataset in cfg.datasets:
+        protocol = resolve_protocol(cfg.protocol.to_dict(), dataset)
+        ds = load_dataset_cfg(dataset)
+        label, classes = select_vocabulary(ds['vocabulary'], dataset, protocol['vocabularies'])
+        assert len(classes) == len(load_vocabulary(ds['vocabulary'])), (path.stem, dataset)
+        assert '@' in label
+        if protocol['vocabularies'] != 'ovseg':     # the official files name every class
+            assert all(classes) and label.startswith(protocol['vocabularies'] + '/')

@@ -11,9 +11,12 @@ import os.path as osp
 import re
 from pathlib import Path
 
+import numpy as np
+from PIL import Image
+
 from mmseg.datasets import (ADE20KDataset, BaseSegDataset, COCOStuffDataset,
                             PascalContextDataset, PascalContextDataset59, PascalVOCDataset)
-from mmcv.transforms import LoadImageFromFile
+from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
@@ -38,6 +41,17 @@ COCO_OBJECT_LAYOUT = """coco_stuff164k/
   images/{{train2017,val2017}}/<id>.jpg
   annotations/{{train2017,val2017}}/<id>_instanceTrainIds.png
       uint8: 0 background, 1..80 things, 255 ignore"""
+CITYSCAPES_LAYOUT = """cityscapes/
+  leftImg8bit/{{train,val}}/<city>_<seq>_<frame>_leftImg8bit.png
+  gtFine/{{train,val}}/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
+      uint8: 0..{n} train ids, 255 every other label"""
+CONTEXT459_LAYOUT = """VOCdevkit/VOC2010/
+  JPEGImages/<name>.jpg
+  annotations_detectron2/pc459_{{train,val}}/<name>.tif   uint16: 0..458 classes, 65535 ignore
+  ImageSets/SegmentationContext/{{train,val}}.txt      one <name> per line"""
+ADE847_LAYOUT = """ADE20K_2021_17_01/
+  images_detectron2/{{training,validation}}/<name>.jpg
+  annotations_detectron2/{{training,validation}}/<name>.tif   uint16: 0..846, 65535 ignore"""
 ADE_LAYOUT = """ADEChallengeData2016/
   images/{{training,validation}}/ADE_{{train,val}}_<8 digits>.jpg
   annotations/{{training,validation}}/ADE_{{train,val}}_<8 digits>.png
@@ -50,6 +64,7 @@ NATIVE = {
     'PascalContextDataset59': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context59'),
     'COCOStuffDataset': ('coco_stuff164k', COCO_STUFF_LAYOUT.format(n=170), 'coco_stuff171'),
     'ADE20KDataset': ('ADEChallengeData2016', ADE_LAYOUT.format(n=150), 'ade150'),
+    'CityscapesDataset': ('cityscapes', CITYSCAPES_LAYOUT.format(n=18), 'cityscapes'),
 }
 
 
@@ -259,6 +274,51 @@ class COCOObjectDataset(LayoutCheck, BaseSegDataset):
                  reduce_zero_label=False, **kwargs):
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
                          reduce_zero_label=reduce_zero_label, **kwargs)
+
+
+# ---------------------------------------------------------------- large vocabularies
+@TRANSFORMS.register_module()
+class LoadWideAnnotations(BaseTransform):
+    """Load a 16-bit mask as it is (mmseg's ``LoadAnnotations`` casts masks to uint8, which
+    would wrap the classes past 255 of the 459/847-class layouts and their 65535 ignore)."""
+
+    def transform(self, results):
+        with Image.open(results['seg_map_path']) as mask:
+            results['gt_seg_map'] = np.asarray(mask).astype(np.uint16)
+        results.setdefault('seg_fields', []).append('gt_seg_map')
+        return results
+
+
+def _names(vocabulary):
+    from ..text import load_vocabulary
+    return tuple(syns[0] for syns in load_vocabulary(vocabulary))
+
+
+class _WideDataset(LayoutCheck, BaseSegDataset):
+    """16-bit ``.tif`` masks, every class scored, 65535 ignored (the dataset config sets the
+    metric's ``ignore_index`` and the ``LoadWideAnnotations`` loader)."""
+
+    def __init__(self, img_suffix='.jpg', seg_map_suffix='.tif', reduce_zero_label=False,
+                 **kwargs):
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         reduce_zero_label=reduce_zero_label, **kwargs)
+
+
+@DATASETS.register_module()
+class PascalContext459Dataset(_WideDataset):
+    """Pascal Context with all 459 classes (``prepare context459``), as MaskFormer's converter
+    writes it and ProxyCLIP's harness reads it."""
+    METAINFO = dict(classes=_names('context459'))
+    SUBDIR, PREPARE_NAME = 'VOCdevkit/VOC2010', 'context459'
+    LAYOUT = CONTEXT459_LAYOUT
+
+
+@DATASETS.register_module()
+class ADE20K847Dataset(_WideDataset):
+    """ADE20K-Full, 847 classes (``prepare ade847``), in MaskFormer's layout."""
+    METAINFO = dict(classes=_names('ade847'))
+    SUBDIR, PREPARE_NAME = 'ADE20K_2021_17_01', 'ade847'
+    LAYOUT = ADE847_LAYOUT
 
 
 # ---------------------------------------------------------------- named splits

@@ -63,7 +63,14 @@ def eval_dataloader_cfg(ds, protocol):
         batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
         pin_memory=pin_memory_enabled(protocol), persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
+        dataset=split_cfg(ds, 'eval', with_mask_loader(test_pipeline(protocol), ds)))
+
+
+def with_mask_loader(pipeline, ds):
+    """The pipeline with the dataset config's mask loader (``load_annotations``: the 16-bit
+    loader of the 459/847-class layouts) in place of mmseg's 8-bit ``LoadAnnotations``."""
+    loader = ds.get('load_annotations')
+    return [dict(loader) if loader and t['type'] == 'LoadAnnotations' else t for t in pipeline]
 
 
 def load_head(cfg, checkpoint=None):
@@ -129,12 +136,13 @@ def count_params(module):
 
 
 def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
-             results_csv=None, extra=None, save_first=0):
+             results_csv=None, extra=None, save_first=0, save_pred=None):
     """Evaluate ``cfg``'s method on the named ``dataset``; returns the result row (a dict).
 
     ``head`` may be passed to reuse an already built (e.g. just trained) head. With
     ``results_csv`` the row is appended there and the per-class rows beside it
-    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
+    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``, or
+    with ``save_pred`` every prediction in ``save_pred/<dataset>/<image stem>.png``.
     """
     cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
     check_keys(cfg, TOP_LEVEL_KEYS)
@@ -151,8 +159,11 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
     runner = Runner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
-        test_evaluator=dict(type='OVIoUMetric', unseen_classes=unseen, save_first=save_first,
-                            save_dir=str(Path(work_dir) / 'predictions')),
+        test_evaluator=dict(
+            type='OVIoUMetric', unseen_classes=unseen, ignore_index=ds.get('ignore_index', 255),
+            save_first=float('inf') if save_pred else save_first,
+            save_dir=str(Path(save_pred) / dataset if save_pred
+                         else Path(work_dir) / 'predictions')),
         test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),

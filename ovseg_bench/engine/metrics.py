@@ -51,7 +51,10 @@ class OVIoUMetric(IoUMetric):
         for sample in data_samples:
             if self.save_dir is None or self.saved >= self.save_first:
                 return
-            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy().astype(np.uint8)
+            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy()
+            # uint8 as the datasets' masks; 16-bit where classes run past 254 (ADE-847, PC-459)
+            wide = len(self.dataset_meta['classes']) > 254
+            pred = pred.astype(np.uint16 if wide else np.uint8)
             Path(self.save_dir).mkdir(parents=True, exist_ok=True)
             Image.fromarray(pred).save(Path(self.save_dir) / f'{Path(sample["img_path"]).stem}.png')
             self.saved += 1

@@ -57,7 +57,7 @@ def test_published_reference_rows_follow_the_conventions():
     assert rows and list(rows[0]) == ['method', 'backbone', 'dataset', 'metric', 'value',
                                       'protocol', 'source']
     datasets = {'voc21', 'voc20', 'context60', 'context59', 'coco_object', 'coco_stuff171',
-                'ade150'}
+                'ade150', 'cityscapes'}
     metrics = {'mIoU', 'hIoU', 'mIoU_seen', 'mIoU_unseen'}
     for i, r in enumerate(rows, start=2):
         assert r['dataset'] in datasets and r['metric'] in metrics, f'line {i}: {r}'

@@ -16,6 +16,7 @@ PIPELINE = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations')]
 SYNTH = ['synth_voc', 'synth_context', 'synth_coco', 'synth_ade']
 SCHEMA = {'name', 'description', 'vocabulary', 'has_background', 'root', 'subdir', 'prepare',
           'eval', 'train'}
+WIDE = {'ignore_index', 'load_annotations'}     # the 16-bit sets (459 and 847 classes) add these
 
 
 @pytest.fixture(autouse=True)
@@ -137,7 +138,8 @@ def test_real_ade_samples(real_samples):
 @pytest.mark.parametrize('name', dataset_names())
 def test_dataset_configs_match_classes_and_vocabularies(name):
     ds = load_dataset_cfg(name)
-    assert set(ds) == SCHEMA and ds['name'] == name == (DATASET_DIR / f'{name}.py').stem
+    assert set(ds) - WIDE == SCHEMA and ds['name'] == name == (DATASET_DIR / f'{name}.py').stem
+    assert set(ds) & WIDE in (set(), WIDE)
     assert '\n' not in ds['description'] and ds['description']
     cls = DATASETS.get(ds['eval']['type'])
     assert cls is not None and DATASETS.get(ds['train']['type']) is cls
@@ -154,7 +156,8 @@ def test_dataset_configs_match_classes_and_vocabularies(name):
             assert vocab[0] == []   # background decided by the threshold
         assert all(v for v in vocab[1 if ds['has_background'] else 0:])
         flat = [n for v in vocab for n in v]
-        assert len(flat) == len(set(flat))  # no name shared by two classes
+        if name != 'ade847':    # ADE-847's WordNet names repeat across classes (two "pot"s)
+            assert len(flat) == len(set(flat))  # no name shared by two classes
 
 
 def test_real_vocabularies_follow_mmseg_class_order():

@@ -61,7 +61,7 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
     """
     registered = []
 
-    def run(head_cls, dataset, mode, short_side=96, label_image=False):
+    def run(head_cls, dataset, mode, short_side=96, label_image=False, save_pred=None):
         METHODS.register_module(module=head_cls, force=True)
         registered.append(head_cls.__name__)
         if label_image:
@@ -79,7 +79,7 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
         vocab = load_vocabulary(load_dataset_cfg(dataset)['vocabulary'])
         head.owner = OVSegmentor(head, vocab, False, cfg.protocol).class_embeds()[1]
         return ev.evaluate(cfg, dataset, tmp_path / dataset, data_root=synth_root, head=head,
-                           results_csv=tmp_path / 'results.csv')
+                           results_csv=tmp_path / 'results.csv', save_pred=save_pred)
     yield run
     for name in registered:
         METHODS.module_dict.pop(name, None)
@@ -90,6 +90,32 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
 def test_oracle_scores_100(run_head, dataset, mode, short_side):
     row = run_head(OracleHead, dataset, mode, short_side, label_image=True)
     assert row['mIoU'] == pytest.approx(100.0) and row['aAcc'] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize('dataset', ['synth_voc', 'synth_ade'])
+def test_save_pred_writes_every_prediction_in_the_label_space(run_head, synth_root, tmp_path,
+                                                               dataset):
+    """--save-pred: one uint8 PNG per image, DIR/<dataset>/<stem>.png, holding the dataset's
+    class indices (after reduce_zero_label): the oracle's equal the ground truth off 255."""
+    out = tmp_path / 'preds'
+    run_head(OracleHead, dataset, 'slide', label_image=True, save_pred=out)
+    ds = load_dataset_cfg(dataset, synth_root)
+    seg_dir = synth_root / ds['subdir'] / ds['eval']['data_prefix']['seg_map_path']
+    img_dir = synth_root / ds['subdir'] / ds['eval']['data_prefix']['img_path']
+    if ds['eval'].get('ann_file'):
+        stems = (synth_root / ds['subdir'] / ds['eval']['ann_file']).read_text().split()
+    else:
+        stems = sorted(p.stem for p in img_dir.glob('*.jpg'))
+    saved = sorted((out / dataset).glob('*.png'))
+    assert [p.stem for p in saved] == sorted(stems)
+    for path in saved:
+        pred = np.asarray(Image.open(path))
+        gt = np.asarray(Image.open(seg_dir / f'{path.stem}.png')).astype(np.int64)
+        if dataset == 'synth_ade':                     # reduce_zero_label: 0 -> 255, k -> k-1
+            gt = np.where(gt == 0, 255, gt - 1)
+        assert pred.dtype == np.uint8 and pred.shape == gt.shape and 255 not in pred
+        valid = gt != 255
+        assert (pred[valid] == gt[valid]).all()
 
 
 def hand_iou(dataset, root, constant):
