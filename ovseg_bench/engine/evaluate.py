@@ -68,9 +68,10 @@ def eval_dataloader_cfg(ds, protocol):
 
 def with_mask_loader(pipeline, ds):
     """The pipeline with the dataset config's mask loader (``load_annotations``: the 16-bit
-    loader of the 459/847-class layouts) in place of mmseg's 8-bit ``LoadAnnotations``."""
+    loader of the 459/847-class layouts) in place of the 8-bit ``LoadAnnotationsChecked``."""
     loader = ds.get('load_annotations')
-    return [dict(loader) if loader and t['type'] == 'LoadAnnotations' else t for t in pipeline]
+    return [dict(loader) if loader and t['type'] == 'LoadAnnotationsChecked' else t
+            for t in pipeline]
 
 
 def load_head(cfg, checkpoint=None):
