@@ -4,12 +4,12 @@ import hashlib
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import all_gather_rows
 from ovseg_bench.registry import METHODS
 
 _EPS = 1e-6
@@ -104,37 +104,6 @@ def pacl_compatibility(patch, text, temperature=1.0, text_chunk=None):
         else:
             blocks.append(_compatibility_block(patch, norms, gram, chunk, temperature))
     return torch.cat(blocks, 1)
-
-
-class _GatherRows(torch.autograd.Function):
-    """All ranks' rows of a tensor, concatenated; the backward pass sums the gradient of the
-    gathered tensor over ranks (all-reduce) and returns this rank's rows. Written here
-    because ``torch.distributed.nn``'s all_gather gives wrong gradients on gloo when the
-    incoming gradient is not contiguous (its all-to-all reads raw memory)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        x = x.contiguous()
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x)
-        ctx.rows = (dist.get_rank() * len(x), len(x))
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        start, n = ctx.rows
-        return grad[start:start + n]
-
-
-def _all_gather(x):
-    """Every rank's rows of ``x`` concatenated (differentiable: each rank gets back the
-    gradient of its rows summed over ranks), and this rank's offset; ``x`` itself when not
-    distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    return _GatherRows.apply(x), dist.get_rank() * len(x)
 
 
 @METHODS.register_module()
@@ -276,9 +245,9 @@ class PACL(MethodHead):
         patch = self.patch_embeddings(images)                             # B,h,w,D
         tokens = self.backbone.tokenize(list(batch['captions'])).to(images.device)
         text = self.encode_text(tokens)                                   # B,D
-        all_text, offset = _all_gather(text) if self.gather else (text, 0)
+        all_text, offset = all_gather_rows(text) if self.gather else (text, 0)
         rows = self.compatibility(patch, all_text)                        # B, B_global
-        all_rows = _all_gather(rows)[0] if len(all_text) > len(text) else rows
+        all_rows = all_gather_rows(rows)[0] if len(all_text) > len(text) else rows
         b = len(rows)
         cols = all_rows[:, offset:offset + b].t()                         # B, B_global
         scale = self.logit_scale

@@ -6,19 +6,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import info_nce
 from ovseg_bench.registry import METHODS
 
 LOSSES = ('contrastive', 'reconstruction', 'superpixel')
 
 
 # ---------------------------------------------------------------------------------- pieces
-def info_nce(image, text, scale):
-    """Symmetric InfoNCE of row-aligned L2-normalised image/text embeddings (N,D each)."""
-    logits = scale * image @ text.t()
-    target = torch.arange(len(image), device=image.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2, logits
-
-
 def straight_through_gumbel(logits, tau, dim):
     """Hard one-hot samples along ``dim`` whose gradient is that of the Gumbel-softmax.
 
@@ -285,8 +279,10 @@ class SegCLIP(MethodHead):
 
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
                  eval_pool='hard', pool='max', mask_ratio=0.75, norm_pix=True,
-                 decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None):
+                 decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None,
+                 gather=True):
         super().__init__(backbone)
+        self.gather = gather
         n = backbone.num_layers
         if split_layer is None:
             split_layer = max(1, round(n * 10 / 12))   # the paper's 10 of 12, proportionally
@@ -356,11 +352,8 @@ class SegCLIP(MethodHead):
         tokens = self.backbone.tokenize(list(captions)).to(device)
         text = F.normalize(self.backbone.encode_text(tokens), dim=-1)
         scale = self.backbone.logit_scale.clamp(max=100)
-        loss, logits = info_nce(F.normalize(image, dim=-1), text, scale)
-        with torch.no_grad():
-            target = torch.arange(len(logits), device=device)
-            acc = (logits.argmax(1) == target).float().mean()
-        return loss, dict(acc_i2t=acc, logit_scale=scale.detach())
+        out = info_nce(F.normalize(image, dim=-1), text, scale, gather=self.gather)
+        return out.loss, dict(acc_i2t=out.accuracy()[0], logit_scale=scale.detach())
 
     @staticmethod
     def superpixel_kl(assign, ids):

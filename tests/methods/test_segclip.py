@@ -186,3 +186,38 @@ def test_config_pipeline_feeds_the_head(backbone_state, synth_root):
                            ('images',) + head.train_views)(batch)
     out = head.train().forward_train(batch)
     assert {f'loss_{n}' for n in LOSSES} <= set(out)
+
+
+
+
+def test_contrastive_loss_uses_every_process_rows(backbone_state, monkeypatch):
+    """The contrastive loss goes through the shared gather (the authors' ``dist_collect``):
+    with another process's two image/caption rows appended by the gather, this process's
+    loss is the InfoNCE of its rows against all four, positives at ``B * rank``. (The gather
+    itself is checked on two gloo processes in tests/test_losses.py.)"""
+    from ovseg_bench import losses
+    g = torch.Generator().manual_seed(3)
+    other = {}
+
+    def fake_gather(x):
+        key = x.shape[-1]
+        other.setdefault(key, F.normalize(torch.randn(2, key, generator=g), dim=-1))
+        return torch.cat([other[key], x]), 2          # this process is rank 1 of 2
+
+    head = make_head(backbone_state, loss_weights=dict(reconstruction=0, superpixel=0)).eval()
+    batch = make_batch(superpixels=False)
+    batch = dict(images=batch['images'][:2], captions=batch['captions'][:2])
+    monkeypatch.setattr(losses, 'all_gather_rows', fake_gather)
+    with torch.no_grad():
+        loss = head.forward_train(batch)['loss_contrastive']
+        image = F.normalize(head.encode_image(batch['images']), dim=-1)
+        tokens = head.backbone.tokenize(batch['captions'])
+        text = F.normalize(head.backbone.encode_text(tokens), dim=-1)
+    scale = head.backbone.logit_scale.clamp(max=100)
+    all_img = torch.cat([other[image.shape[-1]], image])
+    all_txt = torch.cat([other[text.shape[-1]], text])
+    target = torch.tensor([2, 3])
+    want = (F.cross_entropy(scale * image @ all_txt.t(), target)
+            + F.cross_entropy(scale * text @ all_img.t(), target)) / 2
+    assert loss.item() == pytest.approx(want.item(), rel=1e-5)
+    assert not make_head(backbone_state, gather=False).gather
