@@ -51,13 +51,21 @@ train_data = dict(
     ])
 
 # The paper's schedule: global batch 768 (96 per process x 8 GPUs), 10 epochs, AdamW
-# (betas 0.9/0.98, eps 1e-6, weight decay 0.05), lr 4e-3 for the new modules and 4e-6 for
-# CLIP (backbone_lr_mult 1e-3), 15 % linear warm-up then cosine, gradient clipping at 1.
+# (betas 0.9/0.98, eps 1e-6, weight decay 0.05), 15 % linear warm-up then cosine, gradient
+# clipping at 1. Learning rates as the authors' main_task_align.py sets them: 4e-3 for the
+# new modules and for CLIP's image blocks after the group module (11-12), ln_post and proj;
+# 4e-6 (backbone_lr_mult 1e-3) for the rest of CLIP (both towers, the logit scale); the image
+# tower's patch embedding (conv1) and positional embedding frozen.
 # The authors count an epoch over (image, caption) pairs: ~2.9 M CC3M pairs + 414,113 COCO
 # pairs ~ 3.3 M, so 10 epochs = 10 x 3.3 M / 768 ~ 43,000 iterations (adjust `iters` to the
-# number of pairs your CC3M copy has: iters = 10 * pairs / 768).
+# number of pairs your CC3M copy has: iters = 10 * pairs / 768, warmup_iters = 0.15 * iters).
 train = dict(iters=43000, batch_size=96, num_workers=8, lr=4e-3, weight_decay=0.05,
              betas=(0.9, 0.98), eps=1e-6, warmup_iters=6450, backbone_lr_mult=1e-3,
+             custom_keys={'visual.transformer.resblocks.10.': dict(lr_mult=1.0),
+                          'visual.transformer.resblocks.11.': dict(lr_mult=1.0),
+                          'visual.ln_post.': dict(lr_mult=1.0),
+                          'visual.proj': dict(lr_mult=1.0)},
+             frozen=('visual.conv1.', 'visual.positional_embedding'),
              grad_clip=1.0, seed=0, log_interval=50, checkpoint_interval=2000,
              max_keep_ckpts=3)
 work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'

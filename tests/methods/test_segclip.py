@@ -221,3 +221,56 @@ def test_contrastive_loss_uses_every_process_rows(backbone_state, monkeypatch):
             + F.cross_entropy(scale * text @ all_img.t(), target)) / 2
     assert loss.item() == pytest.approx(want.item(), rel=1e-5)
     assert not make_head(backbone_state, gather=False).gather
+
+
+PAPER_CONFIG = 'configs/segclip/segclip_vit_b16_cc3m_coco.py'
+
+
+def test_paper_config_pins_the_paper_values():
+    """The paper's (and the authors' launch command's) hyper-parameters, one by one."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+    root = Path(__file__).resolve().parents[2]
+    cfg = Config.fromfile(root / PAPER_CONFIG)
+    m, t = cfg.method, cfg.train
+    assert (m.split_layer, m.num_centers, m.tau, m.mask_ratio) == (10, 8, 0.9, 0.75)
+    assert m.cross_layers == 2 and m.decoder_layers == 3
+    assert (t.lr, t.lr * t.backbone_lr_mult) == (4e-3, pytest.approx(4e-6))
+    assert t.warmup_iters / t.iters == pytest.approx(0.15, abs=1e-3)
+    assert (t.weight_decay, tuple(t.betas), t.eps, t.grad_clip) == (0.05, (0.9, 0.98), 1e-6, 1.0)
+    # batch 96 per process x 8 processes = the authors' 768
+    assert t.batch_size == 96
+    assert '--nproc_per_node 8' in (root / PAPER_CONFIG).read_text()
+    assert all(rule == dict(lr_mult=1.0) for rule in t.custom_keys.values())
+    assert sorted(t.custom_keys) == ['visual.ln_post.', 'visual.proj',
+                                     'visual.transformer.resblocks.10.',
+                                     'visual.transformer.resblocks.11.']
+    assert sorted(t.frozen) == ['visual.conv1.', 'visual.positional_embedding']
+
+
+def test_paper_config_learning_rate_groups_on_vit_b16():
+    """On the real ViT-B/16 architecture (random weights): CLIP's image blocks 11-12,
+    ln_post and proj learn at 4e-3 with the new modules; conv1 and the positional embedding
+    are frozen; everything else of CLIP learns at 4e-6 (the authors' main_task_align.py)."""
+    from pathlib import Path
+
+    from mmengine.config import Config
+
+    from ovseg_bench.engine import trainer as T
+    cfg = Config.fromfile(Path(__file__).resolve().parents[2] / PAPER_CONFIG)
+    t = cfg.train
+    model = T.TrainModel(dict(cfg.backbone, pretrained=None), cfg.method, frozen=t.frozen)
+    groups = T.param_groups(model.head, t.lr, t.weight_decay, t.backbone_lr_mult,
+                            t.custom_keys)
+    lr_of = {id(p): g['lr'] for g in groups for p in g['params']}
+    v = 'backbone.model.visual.'
+    for name, p in model.head.named_parameters():
+        if name in (v + 'conv1.weight', v + 'positional_embedding'):
+            assert not p.requires_grad and id(p) not in lr_of, name
+            continue
+        fast = (not name.startswith('backbone.') or name.startswith(v + 'ln_post.')
+                or name == v + 'proj'
+                or name.startswith((v + 'transformer.resblocks.10.',
+                                    v + 'transformer.resblocks.11.')))
+        assert lr_of[id(p)] == pytest.approx(4e-3 if fast else 4e-6), name
