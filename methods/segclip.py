@@ -236,9 +236,15 @@ class SegCLIP(MethodHead):
       symmetric KL between every patch's center assignment and the mean assignment over its
       Felzenszwalb superpixel (per-patch superpixel ids come from the data pipeline, view
       ``superpixels`` B,h,w, from the ``Superpixels`` transform).
-    * **Segmentation**: each patch's soft assignment to the centers times the cosine of each
-      center's embedding (``ln_post`` + ``proj`` of the final center tokens) with each class
-      -> B,K,h,w.
+    * **Segmentation** (``dense='groupvit'``, the authors' evaluator, GroupViT's rule):
+      the soft assignment is upsampled (bilinear) to the window and every pixel takes its
+      one strongest center (one-hot argmax); each center's class scores are the softmax
+      over the classes of ``logit_scale`` x its cosine with them, restricted to the image's
+      top-5 classes by the image embedding's affinity (a softmax over those five only),
+      times the unrestricted softmax -> B,K,H,W group scores in [0, 1] at the window's
+      resolution. The background (a score below the threshold) is the protocol's
+      (``bg_rule='group_score'`` of the SegCLIP preset). ``dense='soft'``: each patch's
+      soft assignment times the cosine of each center with each class, B,K,h,w.
 
     Choices where the paper leaves a detail open, following the authors' public code unless
     said otherwise:
@@ -250,8 +256,10 @@ class SegCLIP(MethodHead):
     * Logits of the assignment are the plain dot product of the layer-normalised centers
       and keys (no 1/sqrt(d)); the grouped 1x1 projections use as many groups as heads.
     * Inference: the centers are pooled with the hard argmax assignment (no noise), as in
-      the authors' code (``eval_pool='hard'``); the segmentation uses the softmax
-      assignment. ``eval_pool='soft'`` pools with the soft assignment instead.
+      the authors' code (``eval_pool='hard'``); ``eval_pool='soft'`` pools with the soft
+      assignment instead. The dense assignment is the softmax one (argmax per pixel after
+      upsampling with ``dense='groupvit'``). With synonyms, the top-5 restriction counts
+      class-name embeddings, not classes (the authors' vocabularies have none).
     * Reconstruction branch: as in the authors' code, the visible patches' tokens are
       rebuilt from the centers (a learned M x M mix of each patch's hard assignment times
       the center tokens) and go through ``num_layers - split_layer`` *new* blocks (not the
@@ -278,7 +286,7 @@ class SegCLIP(MethodHead):
     train_views = ('superpixels',)
 
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
-                 eval_pool='hard', pool='max', mask_ratio=0.75, norm_pix=True,
+                 eval_pool='hard', dense='groupvit', top_classes=5, pool='max', mask_ratio=0.75, norm_pix=True,
                  decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None,
                  gather=True):
         super().__init__(backbone)
@@ -288,6 +296,10 @@ class SegCLIP(MethodHead):
             split_layer = max(1, round(n * 10 / 12))   # the paper's 10 of 12, proportionally
         if not 0 < split_layer < n:
             raise ValueError(f'split_layer must lie in 1..{n - 1}, got {split_layer}')
+        if dense not in ('groupvit', 'soft'):
+            raise ValueError(f"dense must be 'groupvit' or 'soft', got {dense!r}")
+        self.dense = dense
+        self.top_classes = int(top_classes)
         if pool not in ('max', 'mean'):
             raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
         if not 0 < mask_ratio < 1:
@@ -416,10 +428,31 @@ class SegCLIP(MethodHead):
         return out
 
     # ------------------------------------------------------------------ inference
+    def group_scores(self, centers, image, class_embeds):
+        """B,M,K class scores of each center (GroupViT's rule, as the authors evaluate):
+        ``softmax`` over the image's ``top_classes`` classes (by the image embedding's
+        affinity) times the softmax over all classes, both at ``logit_scale`` (clamped to
+        100). ``centers`` B,M,D and ``image`` B,D L2-normalised; ``class_embeds`` K,D."""
+        scale = self.backbone.logit_scale.clamp(max=100)
+        affinity = scale * centers @ class_embeds.t()                    # B,M,K
+        image_top = (scale * image @ class_embeds.t()).topk(
+            min(self.top_classes, len(class_embeds)), dim=-1).indices    # B,k
+        keep = torch.zeros_like(affinity[:, 0], dtype=torch.bool).scatter_(1, image_top, True)
+        restricted = affinity.masked_fill(~keep[:, None], float('-inf')).softmax(-1)
+        return restricted * affinity.softmax(-1)
+
     def predict_dense(self, images, class_embeds):
         enc = self.encode_groups(images)
         centers = F.normalize(enc['centers'], dim=-1)                    # B,M,D
-        scores = centers @ class_embeds.to(centers.dtype).t()            # B,M,K
-        logits = enc['soft'] @ scores                                    # B,L,K
+        embeds = class_embeds.to(centers.dtype)
         h, w = enc['grid']
-        return logits.transpose(1, 2).reshape(len(images), -1, h, w)
+        b, m = centers.shape[:2]
+        if self.dense == 'soft':
+            logits = enc['soft'] @ (centers @ embeds.t())                # B,L,K
+            return logits.transpose(1, 2).reshape(b, -1, h, w)
+        scores = self.group_scores(centers, F.normalize(enc['image'], dim=-1), embeds)
+        assign = enc['soft'].transpose(1, 2).reshape(b, m, h, w)
+        assign = F.interpolate(assign, size=images.shape[-2:], mode='bilinear',
+                               align_corners=False)
+        onehot = F.one_hot(assign.argmax(1), m).to(scores.dtype)        # B,H,W,M
+        return torch.einsum('bhwm,bmk->bkhw', onehot, scores)

@@ -23,6 +23,9 @@ PROTOCOL_DEFAULTS = dict(
     templates='imagenet80',
     logit_scale=100.0,    # temperature of the softmax that the background threshold reads
     bg_threshold=0.0,     # background where the max class probability is below this
+    bg_rule='probability',  # 'group_score' (GroupViT's evaluator): the head's outputs are
+                          # scores in [0, 1]; per window, background where a pixel's best
+                          # score is below min(bg_threshold, the window's best score)
     area_threshold=0.0,   # drop classes predicted on at most this share of the image's
                           # non-background prediction (SCLIP's area rule on VOC21)
     postprocess='none',
@@ -60,6 +63,17 @@ def drop_small_classes(probs, threshold, first=1):
     small = area <= threshold * area.sum()
     small[:first] = False
     return probs.masked_fill(small[:, None, None], 0.0)
+
+
+def group_score_background(scores, threshold):
+    """GroupViT's background, on one batch of windows' B,K,h,w scores (class 0 the
+    background, with no text): 1 where a pixel's best class score is below
+    ``min(threshold, the window's best score)``, else 0."""
+    best = scores[:, 1:].amax(1)                                         # B,h,w
+    cap = best.flatten(1).amax(1).clamp(max=threshold)[:, None, None]
+    scores = scores.clone()
+    scores[:, 0] = (best < cap).to(scores.dtype)
+    return scores
 
 
 class OVSegDataPreprocessor(BaseDataPreprocessor):
@@ -110,7 +124,10 @@ class OVSegmentor(BaseModel):
         p = self.protocol
 
         def dense_fn(x):
-            return merge_synonyms(self.head.predict_dense(x, embeds), owner, self.num_classes)
+            out = merge_synonyms(self.head.predict_dense(x, embeds), owner, self.num_classes)
+            if p['bg_rule'] == 'group_score' and self.has_background:
+                out = group_score_background(out, p['bg_threshold'])
+            return out
 
         with precision_context(p['precision'], images.device.type):
             return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
@@ -122,6 +139,8 @@ class OVSegmentor(BaseModel):
         """K,H,W logits -> H0,W0 labels: resize to the original image, background policy."""
         logits = F.interpolate(logits[None], size=ori_shape, mode='bilinear',
                                align_corners=False)[0]
+        if self.protocol['bg_rule'] == 'group_score':
+            return logits.argmax(0)       # background already decided per window
         probs = (logits * self.protocol['logit_scale']).softmax(0)
         if self.protocol['area_threshold'] > 0:
             probs = drop_small_classes(probs, self.protocol['area_threshold'],

@@ -16,6 +16,8 @@ method = dict(
     cross_layers=2,           # cross-attention blocks refining the centers
     tau=0.9,                  # Gumbel-softmax temperature (hard, straight-through)
     eval_pool='hard',         # centers pooled by argmax at inference (authors' code)
+    dense='soft',             # patch soft assignment x center-class cosine: the synthetic
+                              # protocol thresholds a softmax of logits, not group scores
     pool='max',               # image embedding = max over the center tokens
     mask_ratio=0.75,          # MAE branch
     norm_pix=True,

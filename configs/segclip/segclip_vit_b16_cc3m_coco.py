@@ -22,6 +22,7 @@ method = dict(
     cross_layers=2,
     tau=0.9,
     eval_pool='hard',
+    dense='groupvit',         # the authors' evaluator (GroupViT's rule)
     pool='max',
     mask_ratio=0.75,          # MAE branch: 75 % of the patches dropped, 3 decoder blocks
     norm_pix=True,
@@ -71,10 +72,9 @@ train = dict(iters=43000, batch_size=96, num_workers=8, lr=4e-3, weight_decay=0.
 work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'
 
 # The authors' test setting (GroupViT's code at 224 px) is the preset's: short side 224,
-# 224 x 224 windows with stride 224, background thresholds per dataset. Their segmentation
-# evaluation prompts with GroupViT's one-template set ('template: simple' under seg in their
-# seg_segmentation/default.yml), so the preset's templates are overridden. Their background
-# rule (a threshold on their own top-5 re-weighted group scores) has no exact counterpart:
-# the preset's threshold on the softmax at `logit_scale` is used with their values.
+# 224 x 224 windows with stride 224, background thresholds per dataset, and their background
+# rule (bg_rule='group_score': a pixel's group score below min(threshold, the window's best)).
+# Their segmentation evaluation prompts with GroupViT's one-template set ('template: simple'
+# under seg in their seg_segmentation/default.yml), so the preset's templates are overridden.
 protocol = dict(templates='single', window_batch=16, num_workers=4)
 datasets = ['voc21', 'context60', 'coco_object']

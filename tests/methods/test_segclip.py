@@ -159,12 +159,72 @@ def test_reconstruction_only_scores_masked_patches(backbone_state):
 
 
 def test_predict_dense_shape_any_resolution(backbone_state):
-    head = make_head(backbone_state).eval()
-    classes = F.normalize(torch.randn(7, head.backbone.embed_dim), dim=-1)
+    soft = make_head(backbone_state, dense='soft').eval()
+    classes = F.normalize(torch.randn(7, soft.backbone.embed_dim), dim=-1)
+    images = torch.randn(2, 3, 48, 80)
     with torch.no_grad():
-        out = head.predict_dense(torch.randn(2, 3, 48, 80), classes)
+        out = soft.predict_dense(images, classes)
     assert out.shape == (2, 7, 6, 10)
     assert out.abs().max() <= 1 + 1e-5     # convex combinations of cosines
+    head = make_head(backbone_state).eval()      # dense='groupvit': pixel resolution
+    with torch.no_grad():
+        out = head.predict_dense(images, classes)
+    assert out.shape == (2, 7, 48, 80)
+    assert out.min() >= 0 and out.max() <= 1
+    with pytest.raises(ValueError, match='dense must be'):
+        make_head(backbone_state, dense='hard')
+
+
+def _official_window(head, image, text, bg_thresh):
+    """Re-derivation of the authors' evaluator on one window (GroupViT's rule, their
+    seg_segmentation/evaluation/vit_seg.py encode_decode, with background): returns the
+    K+1,H,W prediction logits, class 0 the background."""
+    enc = head.encode_groups(image)
+    h, w = enc['grid']
+    size = image.shape[-2:]
+    attn = enc['soft'][0].t().reshape(1, -1, h, w)                    # 1,G,h,w
+    attn = F.interpolate(attn, size=size, mode='bilinear', align_corners=False)[0]
+    attn = attn.permute(1, 2, 0)                                      # H,W,G
+    onehot = F.one_hot(attn.argmax(-1), attn.shape[-1]).float()
+    groups = F.normalize(enc['centers'][0], dim=-1)
+    avg = F.normalize(enc['image'], dim=-1)
+    scale = head.backbone.logit_scale.clamp(max=100)
+    aff = groups @ text.t() * scale
+    pre = F.softmax(aff, dim=-1)
+    avg_aff = F.softmax(avg @ text.t() * scale, dim=-1)
+    mask = torch.zeros_like(avg_aff)
+    top = avg_aff.topk(dim=-1, k=min(5, len(text)))
+    mask.scatter_add_(-1, top.indices, torch.ones_like(top.values))
+    aff = aff.masked_fill(~mask.bool(), float('-inf'))
+    aff = F.softmax(aff, dim=-1) * pre                                # 1..G,K
+    pred = torch.zeros(len(text) + 1, *size)
+    pixel = onehot @ aff                                              # H,W,K
+    pred[1:] = pixel.permute(2, 0, 1)
+    cap = min(bg_thresh, aff.max().item())
+    pred[0][pixel.max(-1).values < cap] = 1
+    return pred
+
+
+@pytest.mark.parametrize('bg_thresh', [0.8, 0.25, 0.0])
+def test_groupvit_dense_and_background_equal_the_authors_evaluator(backbone_state, bg_thresh):
+    """predict_dense (dense='groupvit') and the protocol's group-score background give the
+    authors' evaluator's logits on a window: same scores, same labels."""
+    from ovseg_bench.segmentor import group_score_background
+    from ovseg_bench.text import merge_synonyms
+    head = make_head(backbone_state).eval()
+    g = torch.Generator().manual_seed(5)
+    text = F.normalize(torch.randn(9, head.backbone.embed_dim, generator=g), dim=-1)
+    image = torch.randn(1, 3, 64, 64, generator=g)
+    with torch.no_grad():
+        want = _official_window(head, image, text, bg_thresh)
+        scores = head.predict_dense(image, text)
+        # class 0 (background) has no text: merge_synonyms fills it, the protocol decides it
+        ours = merge_synonyms(scores, torch.arange(1, 10), 10)
+        ours = group_score_background(ours, bg_thresh)[0]
+    assert torch.allclose(ours[1:], want[1:], atol=1e-6)
+    assert torch.equal(ours.argmax(0), want.argmax(0))
+    if bg_thresh == 0.8:
+        assert (want.argmax(0) == 0).any()
 
 
 def test_config_pipeline_feeds_the_head(backbone_state, synth_root):
