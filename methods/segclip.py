@@ -13,6 +13,19 @@ LOSSES = ('contrastive', 'reconstruction', 'superpixel')
 
 
 # ---------------------------------------------------------------------------------- pieces
+def truncate_tokens(tokens, length):
+    """CLIP token rows (N,L: start token, words, end token, padding) cut to ``length``: the
+    start token, the first ``length - 2`` words and the end token (the authors' ``max_words``).
+    The end token is the row's largest id, as CLIP's text pooling assumes."""
+    if tokens.shape[1] <= length:
+        return tokens
+    end_pos = tokens.argmax(1)
+    out = tokens[:, :length].clone()
+    long = end_pos >= length
+    out[long, -1] = tokens[long, end_pos[long]]
+    return out
+
+
 def straight_through_gumbel(logits, tau, dim):
     """Hard one-hot samples along ``dim`` whose gradient is that of the Gumbel-softmax.
 
@@ -273,6 +286,9 @@ class SegCLIP(MethodHead):
       before the KL (keeping both directions finite), the gradient flows through both sides,
       and the sum is divided by B*L*M. The authors average the *ids* of a patch's pixels to
       get its superpixel id; the ``Superpixels`` transform takes the majority id instead.
+    * Captions: ``caption_tokens`` cuts every tokenized caption to that many tokens (the
+      paper's 32, the authors' ``max_words``: start token, 30 words, end token); ``None``
+      keeps the backbone's context length.
     * The ``superpixels`` view is required only while the superpixel loss is on
       (``train_views`` is emptied when its weight is 0).
     * The reconstruction uses its own masked forward (as the authors do); the contrastive
@@ -288,9 +304,10 @@ class SegCLIP(MethodHead):
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
                  eval_pool='hard', dense='groupvit', top_classes=5, pool='max', mask_ratio=0.75, norm_pix=True,
                  decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None,
-                 gather=True):
+                 gather=True, caption_tokens=None):
         super().__init__(backbone)
         self.gather = gather
+        self.caption_tokens = caption_tokens
         n = backbone.num_layers
         if split_layer is None:
             split_layer = max(1, round(n * 10 / 12))   # the paper's 10 of 12, proportionally
@@ -362,6 +379,8 @@ class SegCLIP(MethodHead):
     # ------------------------------------------------------------------ losses
     def _contrastive(self, image, captions, device):
         tokens = self.backbone.tokenize(list(captions)).to(device)
+        if self.caption_tokens:
+            tokens = truncate_tokens(tokens, self.caption_tokens)
         text = F.normalize(self.backbone.encode_text(tokens), dim=-1)
         scale = self.backbone.logit_scale.clamp(max=100)
         out = info_nce(F.normalize(image, dim=-1), text, scale, gather=self.gather)

@@ -25,8 +25,9 @@ method = dict(
     dense='groupvit',         # the authors' evaluator (GroupViT's rule)
     pool='max',
     mask_ratio=0.75,          # MAE branch: 75 % of the patches dropped, 3 decoder blocks
-    norm_pix=True,
+    norm_pix=False,           # the authors regress the CLIP-normalised pixels as they are
     decoder_layers=3,
+    caption_tokens=32,        # captions cut to 32 tokens (the paper; --max_words 32)
     loss_weights=dict(contrastive=1.0, reconstruction=1.0, superpixel=1.0))
 
 # The authors' data: CC3M downloaded with img2dataset as webdataset shards, and COCO's
@@ -68,7 +69,9 @@ train = dict(iters=43000, batch_size=96, num_workers=8, lr=4e-3, weight_decay=0.
                           'visual.proj': dict(lr_mult=1.0)},
              frozen=('visual.conv1.', 'visual.positional_embedding'),
              grad_clip=1.0, seed=0, log_interval=50, checkpoint_interval=2000,
-             max_keep_ckpts=3)
+             max_keep_ckpts=3,
+             precision='fp32')  # the authors train in fp32 (main_task_align.py forces
+                                # disable_amp); bf16 would be ~2x faster on recent GPUs
 work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'
 
 # The authors' test setting (GroupViT's code at 224 px) is the preset's: short side 224,

@@ -16,8 +16,9 @@ naming the nearest valid one)::
 :func:`train` turns it into Runner arguments: AdamW over the trainable parameters only (the
 backbone's at ``lr * backbone_lr_mult``; parameters whose name contains a key of
 ``custom_keys`` at that key's ``lr_mult`` / ``decay_mult``; those matching ``frozen`` not
-trained at all; 1-d tensors -- biases, norms, the temperature -- without weight decay), linear warm-up then cosine to 0, gradient clipping, bf16 autocast when
-CUDA is available, an iteration-based loop, checkpoints every ``checkpoint_interval`` and at
+trained at all; 1-d tensors -- biases, norms, the temperature -- without weight decay),
+linear warm-up then cosine to 0, gradient clipping, bf16 autocast when CUDA is available
+(``precision``), an iteration-based loop, checkpoints every ``checkpoint_interval`` and at
 the end, text and JSON logs with every loss term, a NaN/inf guard, and at the end
 ``work_dir/backbone.pt`` + ``work_dir/head.pt``. Data order and augmentation are functions of
 (seed, sample number) alone, so a run is reproducible and a resumed run continues exactly.
@@ -70,6 +71,7 @@ TRAIN_DEFAULTS = dict(
     log_interval=50,        # iterations between log lines (losses averaged over them)
     checkpoint_interval=500,
     max_keep_ckpts=3,       # older periodic checkpoints are deleted; -1 keeps all
+    precision='auto',       # 'fp32', or 'bf16' (autocast, CUDA); 'auto': bf16 on CUDA
     cpu_threads=None,       # torch CPU threads per process (None: torch's default); 1 avoids
                             # thread thrashing when several jobs share a few cores
 )
@@ -491,7 +493,11 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
     # tensor; the single-tensor path spent 15-20% of a tiny-CLIP step on CPU in AdamW.
     optimizer = dict(type='AdamW', lr=t['lr'], weight_decay=t['weight_decay'],
                      betas=tuple(t['betas']), eps=t['eps'], fused=True)
-    optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16') if cuda else \
+    precision = t['precision']
+    if precision not in ('auto', 'fp32', 'bf16'):
+        raise ValueError(f"train.precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    bf16 = precision == 'bf16' or (precision == 'auto' and cuda)
+    optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16') if bf16 else \
         dict(type='OptimWrapper')
     optim_wrapper.update(optimizer=optimizer, constructor='OVSegOptimConstructor',
                          paramwise_cfg=dict(backbone_lr_mult=t['backbone_lr_mult'],

@@ -193,6 +193,22 @@ def test_train_config_rules_reach_the_optimiser(synth_root, micro_model, tmp_pat
     assert groups['backbone.decay']['lr'] == 0.0
 
 
+AUTO_WRAPPER = 'AmpOptimWrapper' if torch.cuda.is_available() else 'OptimWrapper'
+
+
+@pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
+                                               ('bf16', 'AmpOptimWrapper'),
+                                               ('auto', AUTO_WRAPPER)])
+def test_train_precision_picks_the_optimiser_wrapper(synth_root, micro_model, tmp_path,
+                                                     precision, wrapper):
+    from mmengine.config import Config
+    cfg = Config(tiny_cfg(synth_root, micro_model, tmp_path / 'p', precision=precision))
+    assert T.runner_kwargs(cfg)['optim_wrapper']['type'] == wrapper
+    cfg.train.precision = 'fp16'
+    with pytest.raises(ValueError, match="train.precision must be 'auto', 'fp32' or 'bf16'"):
+        T.runner_kwargs(cfg)
+
+
 def test_nonfinite_loss_stops_with_a_checkpoint(synth_root, micro_model, tmp_path,
                                                 test_methods):
     cfg = tiny_cfg(synth_root, micro_model, tmp_path / 'nan',

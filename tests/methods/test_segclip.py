@@ -66,7 +66,7 @@ def test_gradients_reach_centers_and_group_module(backbone_state):
 
 
 def test_assignment_hard_in_training_soft_in_eval(backbone_state):
-    head = make_head(backbone_state)
+    head = make_head(backbone_state, dense='soft')
     images = make_batch()['images']
     head.train()
     enc = head.encode_groups(images)
@@ -83,7 +83,7 @@ def test_assignment_hard_in_training_soft_in_eval(backbone_state):
     assert torch.allclose(soft.sum(-1), torch.ones(B, GRID * GRID))
     assert (soft.max(-1).values < 1).all() and (soft > 0).all()      # soft, not one-hot
     assert torch.equal(enc['soft'], again['soft'])                   # no Gumbel noise in eval
-    # the dense prediction is the soft assignment times the center/class cosines
+    # dense='soft': the soft assignment times the center/class cosines
     classes = F.normalize(torch.randn(5, head.backbone.embed_dim), dim=-1)
     with torch.no_grad():
         logits = head.predict_dense(images, classes)
@@ -295,6 +295,8 @@ def test_paper_config_pins_the_paper_values():
     cfg = Config.fromfile(root / PAPER_CONFIG)
     m, t = cfg.method, cfg.train
     assert (m.split_layer, m.num_centers, m.tau, m.mask_ratio) == (10, 8, 0.9, 0.75)
+    assert (m.norm_pix, m.caption_tokens, m.dense) == (False, 32, 'groupvit')
+    assert t.precision == 'fp32'                # the authors force AMP off
     assert m.cross_layers == 2 and m.decoder_layers == 3
     assert (t.lr, t.lr * t.backbone_lr_mult) == (4e-3, pytest.approx(4e-6))
     assert t.warmup_iters / t.iters == pytest.approx(0.15, abs=1e-3)
@@ -334,3 +336,30 @@ def test_paper_config_learning_rate_groups_on_vit_b16():
                 or name.startswith((v + 'transformer.resblocks.10.',
                                     v + 'transformer.resblocks.11.')))
         assert lr_of[id(p)] == pytest.approx(4e-3 if fast else 4e-6), name
+
+
+def test_captions_cut_to_the_papers_32_tokens(backbone_state):
+    """SOT + the first 30 words + EOT, as the authors' max_words=32; short captions keep
+    their tokens."""
+    from methods.segclip import truncate_tokens
+    head = make_head(backbone_state)
+    long = ' '.join(f'word{i}' for i in range(60))
+    tokens = head.backbone.tokenize([long, 'a red circle'])
+    cut = truncate_tokens(tokens, 32)
+    assert cut.shape == (2, 32)
+    assert torch.equal(cut[0, :31], tokens[0, :31])
+    assert cut[0, 31] == tokens[0].max()                    # the end token closes the row
+    assert torch.equal(cut[1], tokens[1, :32])
+    assert truncate_tokens(tokens, 77) is tokens
+    head = make_head(backbone_state, caption_tokens=32,
+                     loss_weights=dict(reconstruction=0, superpixel=0)).eval()
+    seen = {}
+    encode = head.backbone.encode_text
+
+    def recording(t):
+        seen['t'] = t
+        return encode(t)
+
+    head.backbone.encode_text = recording
+    head.forward_train(dict(images=torch.randn(2, 3, SIZE, SIZE), captions=[long, 'a cat']))
+    assert seen['t'].shape == (2, 32)
