@@ -78,22 +78,24 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-def _mlp(dim, ratio=4.0):
+def _mlp(dim, ratio=4.0, act=nn.GELU):
     hidden = int(dim * ratio)
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+    return nn.Sequential(nn.Linear(dim, hidden), act(), nn.Linear(hidden, dim))
 
 
 class Block(nn.Module):
     """Pre-norm transformer block on B,T,W tokens (self-attention, or cross-attention when
-    ``context`` is given: queries from ``x``, keys/values from the normalised ``context``)."""
+    ``context`` is given: queries from ``x``, keys/values from the normalised ``context``).
+    ``act``: the MLP's activation (CLIP's QuickGELU in the authors' CLIP-style blocks, GELU
+    in their MAE decoder)."""
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, cross=False):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, cross=False, act=nn.GELU):
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim) if cross else None
         self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
         self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = _mlp(dim, mlp_ratio)
+        self.mlp = _mlp(dim, mlp_ratio, act)
 
     def forward(self, x, context=None):
         q = self.norm_q(x)
@@ -136,7 +138,8 @@ class SemanticGroup(nn.Module):
         self.tau = float(tau)
         self.eval_pool = eval_pool
         self.centers = nn.Parameter(torch.zeros(num_centers, dim))
-        self.cross = nn.ModuleList(Block(dim, num_heads, cross=True) for _ in range(cross_layers))
+        self.cross = nn.ModuleList(Block(dim, num_heads, cross=True, act=QuickGELU)
+                                   for _ in range(cross_layers))
         self.norm_centers = nn.LayerNorm(dim)
         self.norm_patches = nn.LayerNorm(dim)
         self.key = nn.Conv1d(dim, dim, 1, groups=num_heads, bias=False)
@@ -186,7 +189,8 @@ class MaskedDecoder(nn.Module):
             decoder_heads -= 1
         self.mix = nn.Linear(num_centers, num_centers)
         self.act = QuickGELU()
-        self.mid = nn.ModuleList(Block(dim, _heads_for(dim)) for _ in range(mid_layers))
+        self.mid = nn.ModuleList(Block(dim, _heads_for(dim), act=QuickGELU)
+                                 for _ in range(mid_layers))
         self.embed = nn.Linear(dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.blocks = nn.ModuleList(Block(decoder_dim, decoder_heads)
@@ -195,10 +199,15 @@ class MaskedDecoder(nn.Module):
         self.pred = nn.Linear(decoder_dim, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)
 
+    def rebuild(self, centers, assign):
+        """B,Lv,W patch tokens from the B,M,W centers through the B,Lv,M assignment (the
+        authors' ReconstructLayer: a learned M x M mix of the assignment, QuickGELU)."""
+        return self.act(self.mix(assign) @ centers)
+
     def forward(self, centers, assign, keep, grid):
         """``centers`` B,M,W; ``assign`` B,Lv,M; ``keep`` B,Lv indices of the visible patches
         in raster order; ``grid`` (h, w). Returns B,h*w,p*p*3 pixel predictions."""
-        x = self.act(self.mix(assign) @ centers)                        # B,Lv,W
+        x = self.rebuild(centers, assign)
         for blk in self.mid:
             x = blk(x)
         x = self.embed(x)
