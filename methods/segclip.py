@@ -302,11 +302,11 @@ class SegCLIP(MethodHead):
       (``train_views`` is emptied when its weight is 0).
     * The reconstruction uses its own masked forward (as the authors do); the contrastive
       and superpixel losses share the unmasked one.
-    * Learning rates: the authors train the new modules (and, in their code, the CLIP blocks
-      after the group module, ``ln_post`` and ``proj``) at 4e-3 and the rest of CLIP at 4e-6;
-      here new modules take the base rate and every pretrained CLIP weight (including the
-      blocks after the group module) the trainer's ``backbone_lr_mult`` (1e-3 in the
-      configs, the authors' 4e-6 / 4e-3).
+    * Learning rates are the trainer's (``train.backbone_lr_mult``, ``custom_keys``,
+      ``frozen``): the paper config sets the authors' groups (the new modules, CLIP's image
+      blocks after the group module, ``ln_post`` and ``proj`` at 4e-3, the rest of CLIP at
+      4e-6, ``conv1`` and the positional embedding frozen); the tiny config trains every CLIP
+      weight at ``backbone_lr_mult`` = 1e-3. The fidelity card: docs/methods/segclip.md.
     """
     train_views = ('superpixels',)
 
