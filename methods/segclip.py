@@ -311,7 +311,8 @@ class SegCLIP(MethodHead):
     train_views = ('superpixels',)
 
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
-                 eval_pool='hard', dense='groupvit', top_classes=5, pool='max', mask_ratio=0.75, norm_pix=True,
+                 eval_pool='hard', dense='groupvit', top_classes=5, pool='max',
+                 mask_ratio=0.75, norm_pix=True,
                  decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None,
                  gather=True, caption_tokens=None):
         super().__init__(backbone)

@@ -1,8 +1,8 @@
 # PACL as in the paper's headline results (VOC 72.3, Context 50.1, COCO-Stuff 38.8, ADE 31.4
 # mIoU, no background): frozen CLIP ViT-L/14 at 224 px, the vision embedder trained on
 # GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context, COCO-Stuff and ADE20K without
-# background (voc20, context59, coco_stuff171, ade150; configs/_base_/protocols/pacl.py). Needs the user's data and weights
-# and, realistically, GPUs:
+# background (voc20, context59, coco_stuff171, ade150; configs/_base_/protocols/pacl.py).
+# Needs the user's data and weights and, realistically, GPUs:
 #   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_l14.py \
 #       --launcher pytorch
 #   ovseg-bench test configs/pacl/pacl_vit_l14.py --checkpoint work_dirs/pacl_vit_l14/head.pt
