@@ -5,15 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import info_nce
 from ovseg_bench.registry import METHODS
-
-
-def info_nce(a, b, scale):
-    """Symmetric InfoNCE between row-aligned L2-normalised embeddings ``a`` and ``b`` (N,D):
-    row i of ``a`` and row i of ``b`` are the positive pair, every other row a negative."""
-    logits = scale * a @ b.t()
-    target = torch.arange(len(a), device=a.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
 def mutual_information_loss(p, q, eps=1e-8):
@@ -201,7 +194,8 @@ class ViLSeg(MethodHead):
             tokens = self.backbone.tokenize(list(batch['captions'])).to(glob.device)
             text = F.normalize(self.backbone.encode_text(tokens), dim=-1)
             scale = self.backbone.logit_scale.clamp(max=100)
-            loss = sum(info_nce(emb[:, i], text, scale) for i in range(g)) / g
+            loss = sum(info_nce(emb[:, i], text, scale, gather=False).loss
+                       for i in range(g)) / g
             out['loss_cross'] = self.cross_weight * loss
             with torch.no_grad():
                 sim = emb[:, 0] @ text.t()
@@ -215,7 +209,7 @@ class ViLSeg(MethodHead):
             zl = F.normalize(self.vision_proj(local_emb), dim=-1).unflatten(0, (b, n_local))
             zg = F.normalize(self.vision_proj(emb.flatten(0, 1)), dim=-1).unflatten(0, (b, g))
             scale = 1.0 / self.vision_temperature
-            loss = sum(info_nce(zg[:, i], zl[:, j], scale)
+            loss = sum(info_nce(zg[:, i], zl[:, j], scale, gather=False).loss
                        for i in range(g) for j in range(n_local)) / (g * n_local)
             out['loss_vision'] = self.vision_weight * loss
 

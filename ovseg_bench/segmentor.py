@@ -38,6 +38,9 @@ PROTOCOL_DEFAULTS = dict(
                           # over all names at logit_scale, max over each class's names (SCLIP)
     logit_scale=100.0,    # temperature of the softmax that the background threshold reads
     bg_threshold=0.0,     # background where the max class probability is below this
+    bg_rule='probability',  # 'group_score' (GroupViT's evaluator): the head's outputs are
+                          # scores in [0, 1]; per window, background where a pixel's best
+                          # score is below min(bg_threshold, the window's best score)
     area_threshold=0.0,   # drop classes predicted on at most this share of the image's
                           # non-background prediction (SCLIP's area rule on VOC21)
     postprocess='none',   # 'pamr': PAMR on the logits at the original size (pamr.py)
@@ -77,6 +80,17 @@ def drop_small_classes(probs, threshold, first=1):
     small = area <= threshold * area.sum()
     small[:first] = False
     return probs.masked_fill(small[:, None, None], 0.0)
+
+
+def group_score_background(scores, threshold):
+    """GroupViT's background, on one batch of windows' B,K,h,w scores (class 0 the
+    background, with no text): 1 where a pixel's best class score is below
+    ``min(threshold, the window's best score)``, else 0."""
+    best = scores[:, 1:].amax(1)                                         # B,h,w
+    cap = best.flatten(1).amax(1).clamp(max=threshold)[:, None, None]
+    scores = scores.clone()
+    scores[:, 0] = (best < cap).to(scores.dtype)
+    return scores
 
 
 class OVSegDataPreprocessor(BaseDataPreprocessor):
@@ -139,8 +153,12 @@ class OVSegmentor(BaseModel):
 
         def dense_fn(x):
             logits = self.head.predict_dense(x, embeds)
-            return logits if self.merge_late else merge_synonyms(logits, owner,
-                                                                 self.num_classes)
+            if self.merge_late:
+                return logits
+            out = merge_synonyms(logits, owner, self.num_classes)
+            if p['bg_rule'] == 'group_score' and self.has_background:
+                out = group_score_background(out, p['bg_threshold'])
+            return out
 
         with precision_context(p['precision'], images.device.type):
             return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
@@ -159,6 +177,8 @@ class OVSegmentor(BaseModel):
             image = F.interpolate(image[None].float(), size=ori_shape, mode='bilinear',
                                   align_corners=False)
             logits = pamr(image, logits, p['pamr_steps'], tuple(p['pamr_dilations']))
+        if p['bg_rule'] == 'group_score':
+            return logits[0].argmax(0)    # background already decided per window
         probs = (logits[0] * p['logit_scale']).softmax(0)
         if self.merge_late:
             owner = self.class_embeds()[1]

@@ -74,3 +74,19 @@ def test_every_preset_has_a_vocabulary_of_the_right_size_for_its_datasets(path):
         assert '@' in label
         if protocol['vocabularies'] != 'ovseg':     # the official files name every class
             assert all(classes) and label.startswith(protocol['vocabularies'] + '/')
+
+
+def test_group_score_background_per_window():
+    """GroupViT's rule (bg_rule='group_score', the segclip preset): per window, background
+    where a pixel's best score is below min(threshold, the window's best score)."""
+    from ovseg_bench.segmentor import group_score_background
+    scores = torch.full((2, 3, 1, 3), -1e4)        # class 0: no text (merge_synonyms' fill)
+    scores[0, 1:, 0] = torch.tensor([[0.9, 0.5, 0.1], [0.0, 0.3, 0.2]])
+    scores[1, 1:, 0] = torch.tensor([[0.4, 0.1, 0.0], [0.0, 0.2, 0.3]])
+    out = group_score_background(scores, 0.6)
+    # window 0: cap 0.6 -> pixels with best 0.5, 0.2 are background; window 1: best is
+    # 0.4 < 0.6, so the cap is 0.4 and only its best pixel stays foreground
+    assert out[:, 0, 0].tolist() == [[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    assert torch.equal(out[:, 1:], scores[:, 1:])
+    cfg = Config.fromfile(str(PRESETS[0].with_name('segclip.py')))
+    assert resolve_protocol(cfg.protocol.to_dict(), 'voc21')['bg_rule'] == 'group_score'

@@ -5,6 +5,8 @@
 _base_ = ['./groupvit.py']
 protocol = dict(
     name='segclip',
+    bg_rule='group_score',    # the background of GroupViT's evaluator (vit_seg.py): a group
+                              # score below min(bg_threshold, the window's best)
     short_side=224,           # datasets/*.py: img_scale=(2048, 224)
     crop=224,                 # ... test_cfg crop_size=(224, 224)
     stride=224,               # ... stride=(224, 224)
