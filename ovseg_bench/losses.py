@@ -1,4 +1,5 @@
-"""Contrastive losses shared by the method heads: one differentiable all-gather, one InfoNCE.
+"""Contrastive losses shared by the method heads: one differentiable all-gather (and one
+without gradient, for rows such as a memory bank's keys), one InfoNCE.
 
 In distributed training every process scores its own rows against the rows of all processes
 (CLIP's and SegCLIP's ``dist_collect``): with gradients averaged over processes (DDP), the
@@ -47,6 +48,24 @@ def all_gather_rows(x):
     if size == 1:
         return x, 0
     return _GatherRows.apply(x), rank * len(x)
+
+
+def gather_rows_no_grad(x):
+    """``(rows of x from every rank concatenated in rank order, index of this rank's first
+    row)``; no gradient, ranks may hold different row counts. ``(x, 0)`` without a process
+    group. (The teacher's class tokens need no gradient, so a plain all_gather is enough.)"""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    n = torch.tensor([len(x)], device=x.device)
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
+    dist.all_gather(sizes, n)
+    sizes = [int(s.item()) for s in sizes]
+    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
+    padded[:len(x)] = x
+    parts = [torch.zeros_like(padded) for _ in sizes]
+    dist.all_gather(parts, padded.contiguous())
+    rows = torch.cat([p[:s] for p, s in zip(parts, sizes)])
+    return rows, sum(sizes[:dist.get_rank()])
 
 
 class Contrast(NamedTuple):

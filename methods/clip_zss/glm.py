@@ -5,7 +5,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torch import distributed as dist
 from torch import nn
 
 
@@ -15,22 +14,6 @@ def class_token_attention(cls, feats):
     return (torch.einsum('bc,bnc->bn', cls, feats) / math.sqrt(cls.shape[-1])).softmax(1)
 
 
-def gather_rows(x):
-    """``(rows of x from every rank concatenated in rank order, index of this rank's first
-    row)``; no gradient, ranks may hold different row counts. ``(x, 0)`` without a process
-    group. (The teacher's class tokens need no gradient, so a plain all_gather is enough.)"""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    n = torch.tensor([len(x)], device=x.device)
-    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
-    sizes = [int(s.item()) for s in sizes]
-    padded = x.new_zeros((max(sizes),) + tuple(x.shape[1:]))
-    padded[:len(x)] = x
-    parts = [torch.zeros_like(padded) for _ in sizes]
-    dist.all_gather(parts, padded.contiguous())
-    rows = torch.cat([p[:s] for p, s in zip(parts, sizes)])
-    return rows, sum(sizes[:dist.get_rank()])
 
 
 class ClassTokenBank(nn.Module):

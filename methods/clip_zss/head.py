@@ -4,9 +4,10 @@ import torch
 import torch.nn.functional as F
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import gather_rows_no_grad
 from ovseg_bench.registry import METHODS
 
-from .glm import ClassTokenBank, class_token_attention, gather_rows, masked_info_nce
+from .glm import ClassTokenBank, class_token_attention, masked_info_nce
 from .modules import PseudoWeightSynthesizer, SigmoidLogits, build_encoder, focal_dice_loss
 from .plm import pseudo_regions
 from .protocol import IGNORE, dataset_classes, unseen_lut
@@ -251,8 +252,8 @@ class CLIPZSS(MethodHead):
         attn = class_token_attention(cls_raw.to(f.dtype), f)
         pooled = F.normalize(torch.einsum('bn,bnd->bd', attn, f), dim=-1)
         cls = F.normalize(cls_raw, dim=-1)
-        batch_keys, offset = gather_rows(cls)
-        batch_ids, _ = gather_rows(ids)
+        batch_keys, offset = gather_rows_no_grad(cls)
+        batch_ids, _ = gather_rows_no_grad(ids)
         bank_keys, bank_ids = self.bank.contents()
         keys = torch.cat([batch_keys, bank_keys.to(cls.dtype)])
         key_ids = torch.cat([batch_ids, bank_ids])
