@@ -1,19 +1,11 @@
 """CLIP (Radford et al., "Learning Transferable Visual Models From Natural Language
 Supervision", ICML 2021): contrastive image-caption pretraining, and its plain dense baseline."""
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import info_nce
 from ovseg_bench.registry import METHODS
-
-
-def _gather(x):
-    """All ranks' rows of ``x`` (differentiable), or ``x`` when not distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    from torch.distributed.nn.functional import all_gather
-    return torch.cat(all_gather(x)), dist.get_rank() * len(x)
 
 
 @METHODS.register_module()
@@ -69,19 +61,9 @@ class CLIP(MethodHead):
         tokens = self.backbone.tokenize(list(batch['captions'])).to(images.device)
         txt = F.normalize(self.backbone.encode_text(tokens), dim=-1)
         scale = self.backbone.logit_scale.clamp(max=self.max_logit_scale)
-        if self.gather:
-            all_img, offset = _gather(img)
-            all_txt, _ = _gather(txt)
-        else:
-            all_img, all_txt, offset = img, txt, 0
-        target = torch.arange(len(img), device=img.device) + offset
-        logits_i2t = scale * img @ all_txt.t()
-        logits_t2i = scale * txt @ all_img.t()
-        loss = (F.cross_entropy(logits_i2t, target) + F.cross_entropy(logits_t2i, target)) / 2
-        with torch.no_grad():
-            acc_i2t = (logits_i2t.argmax(1) == target).float().mean()
-            acc_t2i = (logits_t2i.argmax(1) == target).float().mean()
-        return dict(loss_clip=loss, logit_scale=scale.detach(), acc_i2t=acc_i2t,
+        out = info_nce(img, txt, scale, gather=self.gather)
+        acc_i2t, acc_t2i = out.accuracy()
+        return dict(loss_clip=out.loss, logit_scale=scale.detach(), acc_i2t=acc_i2t,
                     acc_t2i=acc_t2i)
 
     def predict_dense(self, images, class_embeds):

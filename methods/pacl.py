@@ -4,12 +4,12 @@ import hashlib
 import math
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import all_gather_rows
 from ovseg_bench.registry import METHODS
 
 _EPS = 1e-6
@@ -48,16 +48,6 @@ class ResidualEmbedder(nn.Module):
 
     def forward(self, x):
         return self.linear(x) + self.mlp(x)
-
-
-def patch_weights(patch, text, temperature=1.0):
-    """PACL's patch weighting: ``a[b, t, n] = softmax_n(cos(patch[b, n], text[t]) / T)``.
-
-    ``patch``: B,N,D; ``text``: T,D (any norms). Returns B,T,N; every row sums to one over
-    the N patches.
-    """
-    sim = torch.einsum('bnd,td->btn', F.normalize(patch, dim=-1), F.normalize(text, dim=-1))
-    return (sim / temperature).softmax(-1)
 
 
 def _compatibility_block(patch, norms, gram, text, temperature):
@@ -106,37 +96,6 @@ def pacl_compatibility(patch, text, temperature=1.0, text_chunk=None):
     return torch.cat(blocks, 1)
 
 
-class _GatherRows(torch.autograd.Function):
-    """All ranks' rows of a tensor, concatenated; the backward pass sums the gradient of the
-    gathered tensor over ranks (all-reduce) and returns this rank's rows. Written here
-    because ``torch.distributed.nn``'s all_gather gives wrong gradients on gloo when the
-    incoming gradient is not contiguous (its all-to-all reads raw memory)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        x = x.contiguous()
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
-        dist.all_gather(parts, x)
-        ctx.rows = (dist.get_rank() * len(x), len(x))
-        return torch.cat(parts)
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous()
-        dist.all_reduce(grad)
-        start, n = ctx.rows
-        return grad[start:start + n]
-
-
-def _all_gather(x):
-    """Every rank's rows of ``x`` concatenated (differentiable: each rank gets back the
-    gradient of its rows summed over ranks), and this rank's offset; ``x`` itself when not
-    distributed."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return x, 0
-    return _GatherRows.apply(x), dist.get_rank() * len(x)
-
-
 @METHODS.register_module()
 class PACL(MethodHead):
     """PACL: frozen CLIP + patch/text embedders trained with a patch-weighted contrastive loss.
@@ -159,33 +118,28 @@ class PACL(MethodHead):
 
     Choices where the paper leaves a detail open (or where this benchmark differs):
 
-    * Patch tokens: the backbone's patch tokens in the joint space (``forward_dense(...)
-      .patch``: the standard last block, then ``ln_post`` and CLIP's image projection;
-      ``last_block`` can select the backbone's other variants). The paper's ViT-B/16
-      embedder reads the width-768 tokens before the projection (768 -> 512); reading the
-      joint space keeps the head backbone-agnostic (it needs only the plugin contract's
-      ``patch``), lets the embedders start as the identity (next point) and, since CLIP's
-      projection is linear and the embedder's first layers are linear too, loses no
-      expressiveness beyond the ``ln_post`` input width.
+    * Patch tokens (``embed_input``): ``'tokens'`` (the paper's, the default) are the last
+      block's patch tokens before CLIP's projection (width W, e.g. 768 for ViT-B/16; the
+      contract's ``hidden[num_layers]``: OpenAI's CLIP applies ``ln_post`` to the class
+      token only), and ``e_v`` maps W -> D; ``'joint'`` reads them in the joint space
+      (``forward_dense(...).patch``: ``ln_post`` and the projection applied, D -> D), which
+      allows the identity initialisation below and the backbone's other last-block
+      variants (``last_block``).
     * Embedders: ``e(x) = linear(x) + mlp(x)``, the MLP being Linear-ReLU-Linear with hidden
       width = output width (the paper's residual form: a linear path plus a non-linear
       path, summed). As in the paper, only the vision embedder is trained
       (``text_embedder='identity'``, the default): ``e_t`` is the frozen CLIP text embedding
-      (EOT token after the text projection, the text "CLS"), so the patches learn to meet
-      CLIP's own text space. ``text_embedder='residual'`` also trains an ``e_t`` of the
-      same form (on the synthetic default it scored a little higher, see the config; the
-      default stays the paper's).
-    * Initialisation (``init='identity'``): both embedders start as the identity map, so an
-      untrained PACL *is* frozen CLIP compared patch-by-patch with text (the vanilla-CLIP
-      patch alignment the paper improves on) and training starts from CLIP's alignment
-      rather than from noise; ``init='random'`` is PyTorch's default.
+      (EOT token after the text projection, the text "CLS"). ``text_embedder='residual'``
+      also trains an ``e_t`` of the same form.
+    * Initialisation (``init``): ``'random'`` is PyTorch's default (the default with
+      ``embed_input='tokens'``); ``'identity'`` (the default with ``'joint'``) starts both
+      embedders as the identity map, so an untrained PACL *is* frozen CLIP compared
+      patch-by-patch with text.
     * Patch weighting temperature: ``patch_temperature=1`` is the paper's plain softmax of
-      cosines (the default, and the ViT-B/16 config's). With cosines in [-1, 1] that
-      weighting can be nearly uniform: on the tiny CLIP's 64 patches its normalised entropy
-      was 0.997 before and after training (training images with their own captions), so
-      ``phi`` was in effect "mean patch vs caption" and training aligned pooled features,
-      not patches. The tiny default therefore uses 0.1 (entropy 0.80 after training; the
-      value a public re-implementation uses, softmax of 10 x cosine); see the config.
+      cosines (the default, and the paper configs'); lower values sharpen the weighting
+      (the tiny synthetic config uses 0.1, see docs/methods/pacl.md).
+    * Compatibility precision: ``phi`` is computed in fp32 even under autocast (a bf16
+      Gram term at logit scale 100 is worth about one logit of noise).
     * Contrastive temperature: a learned logit scale of the head, initialised from the
       frozen CLIP's (``logit_scale_init`` overrides) and clamped to ``max_logit_scale``
       (100, CLIP's clamp); ``learn_logit_scale=False`` keeps it fixed.
@@ -205,10 +159,16 @@ class PACL(MethodHead):
     train_views = ()
 
     def __init__(self, backbone, hidden_dim=None, text_embedder='identity', activation='relu',
-                 init='identity', patch_temperature=1.0, logit_scale_init=None,
+                 init=None, patch_temperature=1.0, logit_scale_init=None,
                  learn_logit_scale=True, max_logit_scale=100.0, last_block='std',
-                 text_chunk=None, gather=True):
+                 text_chunk=None, gather=True, embed_input='tokens'):
         super().__init__(backbone)
+        if embed_input not in ('tokens', 'joint'):
+            raise ValueError(f"embed_input must be 'tokens' or 'joint', got {embed_input!r}")
+        if embed_input == 'tokens' and last_block != 'std':
+            raise ValueError(f"last_block={last_block!r} needs embed_input='joint' (the "
+                             f'pre-projection tokens are those of the standard last block)')
+        init = init or ('random' if embed_input == 'tokens' else 'identity')
         if text_embedder not in ('residual', 'identity'):
             raise ValueError(f"text_embedder must be 'residual' or 'identity', "
                              f'got {text_embedder!r}')
@@ -220,7 +180,9 @@ class PACL(MethodHead):
         self.backbone.requires_grad_(False)
         self.backbone.eval()
         dim = backbone.embed_dim
-        self.vision_embedder = ResidualEmbedder(dim, dim, hidden_dim, activation, init)
+        self.embed_input = embed_input
+        dim_in = backbone.width if embed_input == 'tokens' else dim
+        self.vision_embedder = ResidualEmbedder(dim_in, dim, hidden_dim, activation, init)
         self.text_embedder = (ResidualEmbedder(dim, dim, hidden_dim, activation, init)
                               if text_embedder == 'residual' else nn.Identity())
         self.patch_temperature = float(patch_temperature)
@@ -243,9 +205,14 @@ class PACL(MethodHead):
 
     # ------------------------------------------------------------------ embeddings
     def patch_embeddings(self, images):
-        """B,h,w,D vision-embedder outputs ``e_v(x_i)`` (not normalised)."""
+        """B,h,w,D vision-embedder outputs ``e_v(x_i)`` (not normalised) of the patch tokens
+        ``embed_input`` names."""
         with torch.no_grad():
-            patch = self.backbone.forward_dense(images, last_block=self.last_block).patch
+            if self.embed_input == 'tokens':
+                n = self.backbone.num_layers
+                patch = self.backbone.forward_dense(images, layers=(n,)).hidden[n]
+            else:
+                patch = self.backbone.forward_dense(images, last_block=self.last_block).patch
         return self.vision_embedder(patch)
 
     def encode_text(self, tokens):
@@ -268,7 +235,9 @@ class PACL(MethodHead):
         """B,T ``phi`` of B images' patch embeddings (B,h,w,D or B,N,D) with T texts (T,D)."""
         if patch.dim() == 4:
             patch = patch.flatten(1, 2)
-        return pacl_compatibility(patch, text, self.patch_temperature, self.text_chunk)
+        with torch.autocast(patch.device.type, enabled=False):
+            return pacl_compatibility(patch.float(), text.float(), self.patch_temperature,
+                                      self.text_chunk)
 
     # ------------------------------------------------------------------ training
     def forward_train(self, batch):
@@ -276,9 +245,9 @@ class PACL(MethodHead):
         patch = self.patch_embeddings(images)                             # B,h,w,D
         tokens = self.backbone.tokenize(list(batch['captions'])).to(images.device)
         text = self.encode_text(tokens)                                   # B,D
-        all_text, offset = _all_gather(text) if self.gather else (text, 0)
+        all_text, offset = all_gather_rows(text) if self.gather else (text, 0)
         rows = self.compatibility(patch, all_text)                        # B, B_global
-        all_rows = _all_gather(rows)[0] if len(all_text) > len(text) else rows
+        all_rows = all_gather_rows(rows)[0] if len(all_text) > len(text) else rows
         b = len(rows)
         cols = all_rows[:, offset:offset + b].t()                         # B, B_global
         scale = self.logit_scale

@@ -6,17 +6,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import info_nce
 from ovseg_bench.registry import METHODS
 
 LOSSES = ('contrastive', 'reconstruction', 'superpixel')
 
 
 # ---------------------------------------------------------------------------------- pieces
-def info_nce(image, text, scale):
-    """Symmetric InfoNCE of row-aligned L2-normalised image/text embeddings (N,D each)."""
-    logits = scale * image @ text.t()
-    target = torch.arange(len(image), device=image.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2, logits
+def truncate_tokens(tokens, length):
+    """CLIP token rows (N,L: start token, words, end token, padding) cut to ``length``: the
+    start token, the first ``length - 2`` words and the end token (the authors' ``max_words``).
+    The end token is the row's largest id, as CLIP's text pooling assumes."""
+    if tokens.shape[1] <= length:
+        return tokens
+    end_pos = tokens.argmax(1)
+    out = tokens[:, :length].clone()
+    long = end_pos >= length
+    out[long, -1] = tokens[long, end_pos[long]]
+    return out
 
 
 def straight_through_gumbel(logits, tau, dim):
@@ -71,22 +78,24 @@ class QuickGELU(nn.Module):
         return x * torch.sigmoid(1.702 * x)
 
 
-def _mlp(dim, ratio=4.0):
+def _mlp(dim, ratio=4.0, act=nn.GELU):
     hidden = int(dim * ratio)
-    return nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+    return nn.Sequential(nn.Linear(dim, hidden), act(), nn.Linear(hidden, dim))
 
 
 class Block(nn.Module):
     """Pre-norm transformer block on B,T,W tokens (self-attention, or cross-attention when
-    ``context`` is given: queries from ``x``, keys/values from the normalised ``context``)."""
+    ``context`` is given: queries from ``x``, keys/values from the normalised ``context``).
+    ``act``: the MLP's activation (CLIP's QuickGELU in the authors' CLIP-style blocks, GELU
+    in their MAE decoder)."""
 
-    def __init__(self, dim, num_heads, mlp_ratio=4.0, cross=False):
+    def __init__(self, dim, num_heads, mlp_ratio=4.0, cross=False, act=nn.GELU):
         super().__init__()
         self.norm_q = nn.LayerNorm(dim)
         self.norm_kv = nn.LayerNorm(dim) if cross else None
         self.attn = nn.MultiheadAttention(dim, num_heads, batch_first=True)
         self.norm_mlp = nn.LayerNorm(dim)
-        self.mlp = _mlp(dim, mlp_ratio)
+        self.mlp = _mlp(dim, mlp_ratio, act)
 
     def forward(self, x, context=None):
         q = self.norm_q(x)
@@ -129,7 +138,8 @@ class SemanticGroup(nn.Module):
         self.tau = float(tau)
         self.eval_pool = eval_pool
         self.centers = nn.Parameter(torch.zeros(num_centers, dim))
-        self.cross = nn.ModuleList(Block(dim, num_heads, cross=True) for _ in range(cross_layers))
+        self.cross = nn.ModuleList(Block(dim, num_heads, cross=True, act=QuickGELU)
+                                   for _ in range(cross_layers))
         self.norm_centers = nn.LayerNorm(dim)
         self.norm_patches = nn.LayerNorm(dim)
         self.key = nn.Conv1d(dim, dim, 1, groups=num_heads, bias=False)
@@ -179,7 +189,8 @@ class MaskedDecoder(nn.Module):
             decoder_heads -= 1
         self.mix = nn.Linear(num_centers, num_centers)
         self.act = QuickGELU()
-        self.mid = nn.ModuleList(Block(dim, _heads_for(dim)) for _ in range(mid_layers))
+        self.mid = nn.ModuleList(Block(dim, _heads_for(dim), act=QuickGELU)
+                                 for _ in range(mid_layers))
         self.embed = nn.Linear(dim, decoder_dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, decoder_dim))
         self.blocks = nn.ModuleList(Block(decoder_dim, decoder_heads)
@@ -188,10 +199,15 @@ class MaskedDecoder(nn.Module):
         self.pred = nn.Linear(decoder_dim, patch_size * patch_size * 3)
         nn.init.normal_(self.mask_token, std=0.02)
 
+    def rebuild(self, centers, assign):
+        """B,Lv,W patch tokens from the B,M,W centers through the B,Lv,M assignment (the
+        authors' ReconstructLayer: a learned M x M mix of the assignment, QuickGELU)."""
+        return self.act(self.mix(assign) @ centers)
+
     def forward(self, centers, assign, keep, grid):
         """``centers`` B,M,W; ``assign`` B,Lv,M; ``keep`` B,Lv indices of the visible patches
         in raster order; ``grid`` (h, w). Returns B,h*w,p*p*3 pixel predictions."""
-        x = self.act(self.mix(assign) @ centers)                        # B,Lv,W
+        x = self.rebuild(centers, assign)
         for blk in self.mid:
             x = blk(x)
         x = self.embed(x)
@@ -242,9 +258,15 @@ class SegCLIP(MethodHead):
       symmetric KL between every patch's center assignment and the mean assignment over its
       Felzenszwalb superpixel (per-patch superpixel ids come from the data pipeline, view
       ``superpixels`` B,h,w, from the ``Superpixels`` transform).
-    * **Segmentation**: each patch's soft assignment to the centers times the cosine of each
-      center's embedding (``ln_post`` + ``proj`` of the final center tokens) with each class
-      -> B,K,h,w.
+    * **Segmentation** (``dense='groupvit'``, the authors' evaluator, GroupViT's rule):
+      the soft assignment is upsampled (bilinear) to the window and every pixel takes its
+      one strongest center (one-hot argmax); each center's class scores are the softmax
+      over the classes of ``logit_scale`` x its cosine with them, restricted to the image's
+      top-5 classes by the image embedding's affinity (a softmax over those five only),
+      times the unrestricted softmax -> B,K,H,W group scores in [0, 1] at the window's
+      resolution. The background (a score below the threshold) is the protocol's
+      (``bg_rule='group_score'`` of the SegCLIP preset). ``dense='soft'``: each patch's
+      soft assignment times the cosine of each center with each class, B,K,h,w.
 
     Choices where the paper leaves a detail open, following the authors' public code unless
     said otherwise:
@@ -256,8 +278,10 @@ class SegCLIP(MethodHead):
     * Logits of the assignment are the plain dot product of the layer-normalised centers
       and keys (no 1/sqrt(d)); the grouped 1x1 projections use as many groups as heads.
     * Inference: the centers are pooled with the hard argmax assignment (no noise), as in
-      the authors' code (``eval_pool='hard'``); the segmentation uses the softmax
-      assignment. ``eval_pool='soft'`` pools with the soft assignment instead.
+      the authors' code (``eval_pool='hard'``); ``eval_pool='soft'`` pools with the soft
+      assignment instead. The dense assignment is the softmax one (argmax per pixel after
+      upsampling with ``dense='groupvit'``). With synonyms, the top-5 restriction counts
+      class-name embeddings, not classes (the authors' vocabularies have none).
     * Reconstruction branch: as in the authors' code, the visible patches' tokens are
       rebuilt from the centers (a learned M x M mix of each patch's hard assignment times
       the center tokens) and go through ``num_layers - split_layer`` *new* blocks (not the
@@ -271,27 +295,38 @@ class SegCLIP(MethodHead):
       before the KL (keeping both directions finite), the gradient flows through both sides,
       and the sum is divided by B*L*M. The authors average the *ids* of a patch's pixels to
       get its superpixel id; the ``Superpixels`` transform takes the majority id instead.
+    * Captions: ``caption_tokens`` cuts every tokenized caption to that many tokens (the
+      paper's 32, the authors' ``max_words``: start token, 30 words, end token); ``None``
+      keeps the backbone's context length.
     * The ``superpixels`` view is required only while the superpixel loss is on
       (``train_views`` is emptied when its weight is 0).
     * The reconstruction uses its own masked forward (as the authors do); the contrastive
       and superpixel losses share the unmasked one.
-    * Learning rates: the authors train the new modules (and, in their code, the CLIP blocks
-      after the group module, ``ln_post`` and ``proj``) at 4e-3 and the rest of CLIP at 4e-6;
-      here new modules take the base rate and every pretrained CLIP weight (including the
-      blocks after the group module) the trainer's ``backbone_lr_mult`` (1e-3 in the
-      configs, the authors' 4e-6 / 4e-3).
+    * Learning rates are the trainer's (``train.backbone_lr_mult``, ``custom_keys``,
+      ``frozen``): the paper config sets the authors' groups (the new modules, CLIP's image
+      blocks after the group module, ``ln_post`` and ``proj`` at 4e-3, the rest of CLIP at
+      4e-6, ``conv1`` and the positional embedding frozen); the tiny config trains every CLIP
+      weight at ``backbone_lr_mult`` = 1e-3. The fidelity card: docs/methods/segclip.md.
     """
     train_views = ('superpixels',)
 
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
-                 eval_pool='hard', pool='max', mask_ratio=0.75, norm_pix=True,
-                 decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None):
+                 eval_pool='hard', dense='groupvit', top_classes=5, pool='max',
+                 mask_ratio=0.75, norm_pix=True,
+                 decoder_layers=3, decoder_dim=None, decoder_heads=8, loss_weights=None,
+                 gather=True, caption_tokens=None):
         super().__init__(backbone)
+        self.gather = gather
+        self.caption_tokens = caption_tokens
         n = backbone.num_layers
         if split_layer is None:
             split_layer = max(1, round(n * 10 / 12))   # the paper's 10 of 12, proportionally
         if not 0 < split_layer < n:
             raise ValueError(f'split_layer must lie in 1..{n - 1}, got {split_layer}')
+        if dense not in ('groupvit', 'soft'):
+            raise ValueError(f"dense must be 'groupvit' or 'soft', got {dense!r}")
+        self.dense = dense
+        self.top_classes = int(top_classes)
         if pool not in ('max', 'mean'):
             raise ValueError(f"pool must be 'max' or 'mean', got {pool!r}")
         if not 0 < mask_ratio < 1:
@@ -354,13 +389,12 @@ class SegCLIP(MethodHead):
     # ------------------------------------------------------------------ losses
     def _contrastive(self, image, captions, device):
         tokens = self.backbone.tokenize(list(captions)).to(device)
+        if self.caption_tokens:
+            tokens = truncate_tokens(tokens, self.caption_tokens)
         text = F.normalize(self.backbone.encode_text(tokens), dim=-1)
         scale = self.backbone.logit_scale.clamp(max=100)
-        loss, logits = info_nce(F.normalize(image, dim=-1), text, scale)
-        with torch.no_grad():
-            target = torch.arange(len(logits), device=device)
-            acc = (logits.argmax(1) == target).float().mean()
-        return loss, dict(acc_i2t=acc, logit_scale=scale.detach())
+        out = info_nce(F.normalize(image, dim=-1), text, scale, gather=self.gather)
+        return out.loss, dict(acc_i2t=out.accuracy()[0], logit_scale=scale.detach())
 
     @staticmethod
     def superpixel_kl(assign, ids):
@@ -423,10 +457,31 @@ class SegCLIP(MethodHead):
         return out
 
     # ------------------------------------------------------------------ inference
+    def group_scores(self, centers, image, class_embeds):
+        """B,M,K class scores of each center (GroupViT's rule, as the authors evaluate):
+        ``softmax`` over the image's ``top_classes`` classes (by the image embedding's
+        affinity) times the softmax over all classes, both at ``logit_scale`` (clamped to
+        100). ``centers`` B,M,D and ``image`` B,D L2-normalised; ``class_embeds`` K,D."""
+        scale = self.backbone.logit_scale.clamp(max=100)
+        affinity = scale * centers @ class_embeds.t()                    # B,M,K
+        image_top = (scale * image @ class_embeds.t()).topk(
+            min(self.top_classes, len(class_embeds)), dim=-1).indices    # B,k
+        keep = torch.zeros_like(affinity[:, 0], dtype=torch.bool).scatter_(1, image_top, True)
+        restricted = affinity.masked_fill(~keep[:, None], float('-inf')).softmax(-1)
+        return restricted * affinity.softmax(-1)
+
     def predict_dense(self, images, class_embeds):
         enc = self.encode_groups(images)
         centers = F.normalize(enc['centers'], dim=-1)                    # B,M,D
-        scores = centers @ class_embeds.to(centers.dtype).t()            # B,M,K
-        logits = enc['soft'] @ scores                                    # B,L,K
+        embeds = class_embeds.to(centers.dtype)
         h, w = enc['grid']
-        return logits.transpose(1, 2).reshape(len(images), -1, h, w)
+        b, m = centers.shape[:2]
+        if self.dense == 'soft':
+            logits = enc['soft'] @ (centers @ embeds.t())                # B,L,K
+            return logits.transpose(1, 2).reshape(b, -1, h, w)
+        scores = self.group_scores(centers, F.normalize(enc['image'], dim=-1), embeds)
+        assign = enc['soft'].transpose(1, 2).reshape(b, m, h, w)
+        assign = F.interpolate(assign, size=images.shape[-2:], mode='bilinear',
+                               align_corners=False)
+        onehot = F.one_hot(assign.argmax(1), m).to(scores.dtype)        # B,H,W,M
+        return torch.einsum('bhwm,bmk->bkhw', onehot, scores)

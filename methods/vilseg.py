@@ -5,15 +5,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ovseg_bench.head import MethodHead
+from ovseg_bench.losses import info_nce
 from ovseg_bench.registry import METHODS
-
-
-def info_nce(a, b, scale):
-    """Symmetric InfoNCE between row-aligned L2-normalised embeddings ``a`` and ``b`` (N,D):
-    row i of ``a`` and row i of ``b`` are the positive pair, every other row a negative."""
-    logits = scale * a @ b.t()
-    target = torch.arange(len(a), device=a.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
 
 
 def mutual_information_loss(p, q, eps=1e-8):
@@ -32,6 +25,43 @@ def mutual_information_loss(p, q, eps=1e-8):
     row = joint.sum(1, keepdim=True)
     col = joint.sum(0, keepdim=True)
     return -(joint * (joint.log() - row.log() - col.log())).sum()
+
+
+CLUSTER_AUGMENT = dict(jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, grey_p=0.2, blur_p=0.5,
+                       blur_sigma=(0.1, 2.0))
+
+
+def photometric(images, mean, std, jitter=(0.4, 0.4, 0.4, 0.1), jitter_p=0.8, grey_p=0.2,
+                blur_p=0.5, blur_sigma=(0.1, 2.0)):
+    """SimCLR-style photometric augmentation of normalised images (B,3,H,W; ``mean``/``std``
+    the normalisation on the 0..255 scale), each image with its own random draw: colour
+    jitter (brightness, contrast, saturation factors in [1-s, 1+s], hue shift in [-h, h],
+    in that order) with probability ``jitter_p``, greyscale with ``grey_p``, Gaussian blur
+    (kernel ~1/10 of the side, sigma uniform in ``blur_sigma``) with ``blur_p``. Geometry is
+    untouched, so pixel correspondences between views stay as the crop boxes say."""
+    from torchvision.transforms.v2 import functional as TF
+    mean = torch.as_tensor(mean, dtype=images.dtype, device=images.device).view(3, 1, 1) / 255
+    std = torch.as_tensor(std, dtype=images.dtype, device=images.device).view(3, 1, 1) / 255
+    x = (images * std + mean).clamp(0, 1)
+    b, _, h, w = x.shape
+    kernel = max(3, int(0.1 * min(h, w)) // 2 * 2 + 1)
+    u = torch.rand(b, 8)
+    out = []
+    for i in range(b):
+        img = x[i]
+        if u[i, 0] < jitter_p:
+            br, co, sa, hu = jitter
+            img = TF.adjust_brightness(img, 1 + br * (2 * float(u[i, 1]) - 1))
+            img = TF.adjust_contrast(img, 1 + co * (2 * float(u[i, 2]) - 1))
+            img = TF.adjust_saturation(img, 1 + sa * (2 * float(u[i, 3]) - 1))
+            img = TF.adjust_hue(img, hu * (2 * float(u[i, 4]) - 1))
+        if u[i, 5] < grey_p:
+            img = TF.rgb_to_grayscale(img, num_output_channels=3)
+        if u[i, 6] < blur_p:
+            sigma = blur_sigma[0] + (blur_sigma[1] - blur_sigma[0]) * float(u[i, 7])
+            img = TF.gaussian_blur(img, [kernel, kernel], [sigma, sigma])
+        out.append(img)
+    return (torch.stack(out) - mean) / std
 
 
 def _mlp(dim_in, hidden, dim_out):
@@ -81,7 +111,13 @@ class ViLSeg(MethodHead):
       overlap are dropped); if a batch carries a single global view, the pairs are each
       patch and its right/lower neighbour in that view (IIC's spatial-displacement pairs).
       The global views are also the image side of the cross-modal contrast (averaged over
-      views); the vision contrast pairs every local crop with every global view.
+      views); the vision contrast pairs every local crop with every global view. For the
+      clustering, the second global view is also photometrically augmented
+      (``cluster_augment``: colour jitter 0.4/0.4/0.4/0.1 with p 0.8, greyscale p 0.2, blur
+      p 0.5, SimCLR's; None switches it off), so that the two views of a patch differ in
+      colour as well as crop and a colour partition cannot satisfy the mutual information;
+      the contrasts keep the clean views (the captions name colours). Resampling pads with
+      the border value.
     * Clustering head input: L2-normalised patch embeddings (the cosine geometry the
       classification uses); the head's gradient also trains the encoder (``detach_cluster``
       stops it). Hidden width = the embedding width.
@@ -93,7 +129,8 @@ class ViLSeg(MethodHead):
 
     def __init__(self, backbone, num_clusters=8, global_pool='mean', last_block='std',
                  proj_dim=128, proj_hidden=None, cluster_hidden=None, vision_temperature=0.1,
-                 vision_weight=1.0, cross_weight=1.0, cluster_weight=1.0, detach_cluster=False):
+                 vision_weight=1.0, cross_weight=1.0, cluster_weight=1.0, detach_cluster=False,
+                 cluster_augment=CLUSTER_AUGMENT):
         super().__init__(backbone)
         if global_pool not in ('mean', 'cls'):
             raise ValueError(f"global_pool must be 'mean' or 'cls', got {global_pool!r}")
@@ -111,6 +148,8 @@ class ViLSeg(MethodHead):
         self.cross_weight = cross_weight
         self.cluster_weight = cluster_weight
         self.detach_cluster = detach_cluster
+        self.cluster_augment = None if cluster_augment is None else {**CLUSTER_AUGMENT,
+                                                                     **cluster_augment}
         self.vision_proj = _mlp(dim, proj_hidden or 2 * dim, proj_dim)
         self.cluster_head = _mlp(dim, cluster_hidden or dim, num_clusters)
         # the views this configuration trains on (a switched-off loss needs none of its own)
@@ -155,7 +194,8 @@ class ViLSeg(MethodHead):
             tokens = self.backbone.tokenize(list(batch['captions'])).to(glob.device)
             text = F.normalize(self.backbone.encode_text(tokens), dim=-1)
             scale = self.backbone.logit_scale.clamp(max=100)
-            loss = sum(info_nce(emb[:, i], text, scale) for i in range(g)) / g
+            loss = sum(info_nce(emb[:, i], text, scale, gather=False).loss
+                       for i in range(g)) / g
             out['loss_cross'] = self.cross_weight * loss
             with torch.no_grad():
                 sim = emb[:, 0] @ text.t()
@@ -169,12 +209,19 @@ class ViLSeg(MethodHead):
             zl = F.normalize(self.vision_proj(local_emb), dim=-1).unflatten(0, (b, n_local))
             zg = F.normalize(self.vision_proj(emb.flatten(0, 1)), dim=-1).unflatten(0, (b, g))
             scale = 1.0 / self.vision_temperature
-            loss = sum(info_nce(zg[:, i], zl[:, j], scale)
+            loss = sum(info_nce(zg[:, i], zl[:, j], scale, gather=False).loss
                        for i in range(g) for j in range(n_local)) / (g * n_local)
             out['loss_vision'] = self.vision_weight * loss
 
         if self.cluster_weight:
-            feats = patch.detach() if self.detach_cluster else patch
+            feats = patch
+            if self.cluster_augment is not None and g >= 2:
+                # the second view, photometrically augmented, for the clustering pairs only
+                # (the contrasts keep the clean views: captions name the colours)
+                aug = photometric(glob[:, 1], self.backbone.mean, self.backbone.std,
+                                  **self.cluster_augment)
+                feats = torch.cat([patch[:, :1], self.dense(aug)[0][:, None]], 1)
+            feats = feats.detach() if self.detach_cluster else feats
             probs = self.cluster_probs(feats)                      # B,G,h,w,C
             p, q = self.cluster_pairs(probs, batch.get('crop_boxes'), batch.get('crop_flips'))
             out['loss_cluster'] = self.cluster_weight * mutual_information_loss(p, q)
@@ -213,7 +260,8 @@ class ViLSeg(MethodHead):
             grid = torch.stack(torch.broadcast_tensors(u[:, None, :], v[:, :, None]), -1)
             inside = ((grid >= 0) & (grid <= 1)).all(-1)                     # B,h,w
             sampled = F.grid_sample(probs[:, 1].permute(0, 3, 1, 2), grid * 2 - 1,
-                                    mode='bilinear', align_corners=False)    # B,C,h,w
+                                    mode='bilinear', padding_mode='border',
+                                    align_corners=False)                     # B,C,h,w
             p = probs[:, 0][inside]
             q = sampled.permute(0, 2, 3, 1)[inside]
             if len(p) >= 1:

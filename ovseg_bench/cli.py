@@ -1,5 +1,7 @@
 """``ovseg-bench``: thin subcommands over the library (see ``ovseg-bench -h``)."""
 import argparse
+import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,27 +42,21 @@ def cmd_check_data(args):
     return main_check_data(args.data_root, args.dataset, strict=args.strict, sample=args.sample)
 
 
-def _load_cfg(path, options):
-    from mmengine.config import Config
-    if not Path(path).is_file():
-        raise FileNotFoundError(f'config not found: {path}')
-    cfg = Config.fromfile(path)
-    if options:
-        cfg.merge_from_dict(options)
-    return cfg
-
-
 def cmd_test(args):
-    from .engine.evaluate import evaluate
-    cfg = _load_cfg(args.config, args.cfg_options)
+    from .config import load_config
+    from .engine.evaluate import evaluate, untrained_row
+    cfg = load_config(args.config, args.cfg_options)
     datasets = args.dataset or cfg.get('datasets')
     if not datasets:
         raise SystemExit('no dataset: pass --dataset NAME (see `ovseg-bench list`)')
+    if untrained_row(cfg, checkpoint=args.checkpoint):
+        print(f'note: {args.config} trains {cfg.method.type}, but no --checkpoint was given: '
+              f'evaluating the untrained head (its rows have train_data=none)', file=sys.stderr)
     work_dir = Path(args.work_dir or Path('work_dirs') / Path(args.config).stem)
     out = Path(args.out or work_dir / 'results.csv')
     for name in datasets:
         row = evaluate(cfg, name, work_dir / name, data_root=args.data_root,
-                       checkpoint=args.checkpoint, results_csv=out)
+                       checkpoint=args.checkpoint, results_csv=out, save_pred=args.save_pred)
         extra = ''.join(f'  {k} {row[k]:.2f}' for k in ('mIoU_seen', 'mIoU_unseen', 'hIoU')
                         if k in row)
         print(f'{row["method"]:<12} {name:<16} mIoU {row["mIoU"]:6.2f}  mAcc {row["mAcc"]:6.2f}'
@@ -81,8 +77,8 @@ def cmd_bench(args):
     failures = run_matrix(args.matrix, only=args.only, force=args.force, out_dir=args.out_dir,
                           dry_run=args.dry_run)
     if not (args.no_leaderboard or args.dry_run):
-        from mmengine.config import Config
-        matrix = Config.fromfile(args.matrix)
+        from .config import read_config_file
+        matrix = read_config_file(args.matrix)
         out_dir = Path(args.out_dir or matrix.out_dir)
         _leaderboard([out_dir / 'results.csv'], out_dir, pred_root=out_dir / 'eval',
                      data_root=matrix.get('data_root'))
@@ -125,6 +121,8 @@ def cmd_speed(args):
 def build_parser():
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(prog='ovseg-bench', description=__doc__)
+    p.add_argument('--debug', action='store_true',
+                   help='show the full traceback of an error (also: OVSEG_DEBUG=1)')
     p.add_argument('--plugin', action='append', default=[],
                    help='import a method plugin from a .py file (repeatable)')
     sub = p.add_subparsers(dest='command', required=True)
@@ -147,8 +145,8 @@ def build_parser():
 
     s = sub.add_parser('prepare', help='convert an official dataset download to the layout '
                        'the dataset configs read (docs/datasets/)')
-    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object or ade20k (or a '
-                   'dataset config name: voc21, context59, ...)')
+    s.add_argument('dataset', help='voc, context, coco-stuff, coco-object, ade20k, cityscapes, '
+                   'context459 or ade847 (or a dataset config name: voc21, context59, ...)')
     s.add_argument('--src', required=True, help='folder of the extracted official download')
     s.add_argument('--out', required=True, help='data root (the configs read data/)')
     s.add_argument('--split', action='append', choices=['train', 'val'],
@@ -173,6 +171,9 @@ def build_parser():
     s.add_argument('--checkpoint', help='trained head weights (head.pt) for a trained method')
     s.add_argument('--work-dir')
     s.add_argument('--out', help='results CSV (default: WORK_DIR/results.csv)')
+    s.add_argument('--save-pred', metavar='DIR',
+                   help="write every prediction as a label PNG (the dataset's class indices, "
+                        "uint8; 255 is never predicted) to DIR/<dataset>/<image stem>.png")
     s.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     s.set_defaults(func=cmd_test)
 
@@ -243,28 +244,46 @@ def build_parser():
 
 
 def _user_errors():
-    """Exceptions that mean bad input or a failed run the user can act on, not a bug."""
+    """Exceptions that mean bad input or a failed run the user can act on, not a bug: files
+    (missing, unreadable, not writable), bad values and names, unsafe or damaged checkpoints,
+    a diverged training."""
     from .engine.hooks import NonFiniteLossError
-    return KeyError, FileNotFoundError, ValueError, NonFiniteLossError
+    return KeyError, OSError, ValueError, NonFiniteLossError
+
+
+def one_line(err):
+    """The message of a user error, for one line: a KeyError's own text (not its repr), and
+    of an error raised in a DataLoader worker (which carries the worker's whole traceback)
+    only the original message."""
+    text = str(err.args[0] if isinstance(err, KeyError) and err.args else err)
+    if 'Original Traceback' in text:
+        last = [line for line in text.splitlines() if line.strip()][-1]
+        text = re.sub(r'^[\w.]+(Error|Exception)[\w]*: ', '', last.strip()).strip('"\'')
+    return text
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .registry import freeze_imports, load_plugin_file, load_plugins
-    load_plugins()
-    for path in args.plugin:
-        load_plugin_file(path)
-    freeze_imports()
+    debug = args.debug or bool(os.environ.get('OVSEG_DEBUG'))
     try:
+        from .registry import freeze_imports, load_plugin_file, load_plugins
+        load_plugins()
+        for path in args.plugin:
+            load_plugin_file(path)
+        freeze_imports()
         return args.func(args) or 0
     except _user_errors() as e:
-        # Bad input or a diverged run: one clear line, no traceback (OVSEG_DEBUG=1 shows it).
-        import os
-        if os.environ.get('OVSEG_DEBUG'):
+        # The one place that turns bad input into one line and exit code 2 (--debug: raise).
+        if debug:
             raise
-        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
-        print(f'ovseg-bench: error: {msg}', file=sys.stderr)
+        print(f'ovseg-bench: error: {one_line(e)}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print('ovseg-bench: interrupted (finished rows and checkpoints are kept; rerun to '
+              'resume)', file=sys.stderr)
+        return 130
 
 
 if __name__ == '__main__':

@@ -38,12 +38,66 @@ TOP_LEVEL_KEYS = {
 }
 
 
+def did_you_mean(name, valid, n=3, cutoff=0.6, prefix=''):
+    """`` Did you mean X?`` for the valid names closest to ``name`` ('' if none is close): a
+    name differing only in case first (``SegClip`` -> ``SegCLIP``), else difflib's nearest,
+    compared case-insensitively. The one home of this hint for every name the user types."""
+    lowered = {}
+    for v in valid:
+        lowered.setdefault(str(v).lower(), str(v))
+    same = [v for v in map(str, valid) if v.lower() == str(name).lower()]
+    close = same or [lowered[c] for c in difflib.get_close_matches(
+        str(name).lower(), list(lowered), n=n, cutoff=cutoff)]
+    return f' Did you mean {", ".join(prefix + c for c in close[:n])}?' if close else ''
+
+
+def read_config_file(path):
+    """``Config.fromfile`` with one-line errors naming the file (missing, or a syntax or
+    other error while executing it)."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f'config not found: {path}')
+    try:
+        return Config.fromfile(str(path))
+    except SyntaxError as err:      # mmengine's message: its own prefix, then Python's
+        text = str(err).splitlines()[0].split(f'{path}: ')[-1].replace('(<unknown>, ', '(')
+        raise ValueError(f'config {path} has a syntax error: {text}') from None
+    except Exception as err:   # the config is Python: anything may be raised executing it
+        if isinstance(err, (FileNotFoundError, KeyError)):
+            raise
+        raise ValueError(f'config {path} cannot be read: {type(err).__name__}: '
+                         f'{str(err).splitlines()[0] if str(err) else ""}') from None
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_types(values, reference, where=''):
+    """``ValueError`` naming the key when a value of ``values`` is text where ``reference``
+    has a number or a bool: what a mistyped ``--cfg-options`` gives (``train.iters=abc``),
+    which would otherwise fail later as a bare ``int('abc')``. Other kinds pass (an int's
+    place may hold a tuple: ``size=(h, w)``); dicts are checked key by key."""
+    for key, value in values.items():
+        ref = reference.get(key) if isinstance(reference, dict) else None
+        path = f'{where}.{key}' if where else str(key)
+        if isinstance(ref, dict) and isinstance(value, dict):
+            check_types(value, ref, path)
+            continue
+        if not isinstance(value, str):
+            continue
+        kinds = ((_is_number, 'a number'), (lambda v: isinstance(v, bool), 'true or false'))
+        for test, kind in kinds:
+            if test(ref):
+                raise ValueError(f'config key {path} must be {kind} (like {ref!r}), got '
+                                 f'{value!r}; fix the value given for it (--cfg-options '
+                                 f'{path}=...)')
+
+
 def load_config(cfg, cfg_options=None):
-    """A ``Config`` from a path, a dict or a ``Config`` (copied), with ``cfg_options`` merged."""
+    """A ``Config`` from a path, a dict or a ``Config`` (copied), with ``cfg_options`` merged
+    (each of the kind of the value it replaces, :func:`check_types`)."""
     if isinstance(cfg, (str, Path)):
-        if not Path(cfg).is_file():
-            raise FileNotFoundError(f'config not found: {cfg}')
-        cfg = Config.fromfile(str(cfg))
+        cfg = read_config_file(cfg)
     elif isinstance(cfg, Config):
         cfg = copy.deepcopy(cfg)
     elif isinstance(cfg, dict):
@@ -51,15 +105,17 @@ def load_config(cfg, cfg_options=None):
     else:
         raise TypeError(f'a config is a path, a dict or a Config, got {type(cfg).__name__}')
     if cfg_options:
+        options = Config()
+        options.merge_from_dict(dict(cfg_options))     # dotted keys -> nested dicts
+        check_types(options.to_dict(), cfg.to_dict())
         cfg.merge_from_dict(dict(cfg_options))
     return cfg
 
 
 def _unknown_key_error(key, valid, where):
     valid = sorted(valid)
-    close = difflib.get_close_matches(str(key), valid, n=1, cutoff=0.5)
     path = f'{where}.{key}' if where else str(key)
-    hint = f' Did you mean {f"{where}." if where else ""}{close[0]}?' if close else ''
+    hint = did_you_mean(key, valid, n=1, cutoff=0.5, prefix=f'{where}.' if where else '')
     return KeyError(f'unknown config key {path!r}.{hint} Valid keys'
                     f'{f" in {where}" if where else ""}: {", ".join(valid)}')
 
@@ -120,6 +176,16 @@ def check_kwargs(obj, kwargs, where, provided=()):
                            f'given in the config')
         if key not in valid and not is_open:
             raise _unknown_key_error(key, valid, where)
+    check_types({k: v for k, v in kwargs.items() if k != 'type'}, default_values(obj), where)
+
+
+def default_values(obj):
+    """``{argument: default}`` of ``obj``'s own signature (its ``__init__`` for a class)."""
+    try:
+        params = inspect.signature(obj.__init__ if inspect.isclass(obj) else obj).parameters
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params.values() if p.default is not p.empty}
 
 
 def check_typed(registry, cfg, where, provided=()):
@@ -138,8 +204,7 @@ def check_typed(registry, cfg, where, provided=()):
             while parent is not None:
                 valid = sorted(set(valid) | set(parent.module_dict))
                 parent = parent.parent
-            close = difflib.get_close_matches(typ, valid, n=3)
-            hint = f' Did you mean {", ".join(close)}?' if close else ''
+            hint = did_you_mean(typ, valid)
             raise KeyError(f'unknown {where}.type {typ!r} (not in the {registry.name} '
                            f'registry).{hint}')
     check_kwargs(cls, cfg, where, provided)

@@ -35,27 +35,48 @@ def window_starts(size, crop, stride):
     return [min(i * stride, size - crop) for i in range(n)]
 
 
-def pad_to_multiple(x, multiple):
-    h, w = x.shape[-2:]
+PADS = ('end', 'center', 'none')
+
+
+def pad_sizes(h, w, multiple, pad):
+    """(left, right, top, bottom) zero padding that brings h,w to a multiple of ``multiple``:
+    all at the end (``'end'``) or split around, the smaller half first (``'center'``)."""
     ph, pw = (-h) % multiple, (-w) % multiple
-    return F.pad(x, (0, pw, 0, ph)) if ph or pw else x
+    if pad == 'center':
+        return pw // 2, pw - pw // 2, ph // 2, ph - ph // 2
+    return 0, pw, 0, ph
 
 
-def run_windows(dense_fn, windows, multiple, window_batch):
-    """Logits for N,3,h,w windows at the windows' own resolution."""
+def run_windows(dense_fn, windows, multiple, window_batch, pad='end'):
+    """Logits for N,3,h,w windows at the windows' own resolution.
+
+    Off the ``multiple`` grid, a window is zero-padded (``pad='end'`` or ``'center'``) and its
+    logits cut back out, or (``'none'``) cut down to the grid, as a strided patch embedding
+    does, and its logits stretched over the whole window.
+    """
+    if pad not in PADS:
+        raise ValueError(f'window_pad must be one of {PADS}, got {pad!r}')
     h, w = windows.shape[-2:]
-    padded = pad_to_multiple(windows, multiple)
+    if pad == 'none':
+        fh, fw = h - h % multiple, w - w % multiple
+        if not fh or not fw:
+            raise ValueError(f'a {h}x{w} window is smaller than one {multiple}px patch')
+        return torch.cat([F.interpolate(dense_fn(chunk).float(), size=(h, w), mode='bilinear',
+                                        align_corners=False)
+                          for chunk in windows[..., :fh, :fw].split(window_batch)])
+    left, right, top, bottom = pad_sizes(h, w, multiple, pad)
+    padded = F.pad(windows, (left, right, top, bottom)) if right or bottom else windows
     outs = []
     for chunk in padded.split(window_batch):
         logits = dense_fn(chunk).float()
         logits = F.interpolate(logits, size=padded.shape[-2:], mode='bilinear',
                                align_corners=False)
-        outs.append(logits[..., :h, :w])
+        outs.append(logits[..., top:top + h, left:left + w])
     return torch.cat(outs)
 
 
-def whole_inference(dense_fn, images, multiple=1, window_batch=64):
-    return run_windows(dense_fn, images, multiple, window_batch)
+def whole_inference(dense_fn, images, multiple=1, window_batch=64, pad='end'):
+    return run_windows(dense_fn, images, multiple, window_batch, pad)
 
 
 def window_boxes(height, width, crop, stride):
@@ -68,18 +89,19 @@ def window_boxes(height, width, crop, stride):
     return (ch, cw), boxes
 
 
-def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64, batched=True):
+def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64, batched=True,
+                    pad='end'):
     """B,K,H,W logits from overlapping ``crop`` windows taken every ``stride`` pixels.
 
     ``batched=False`` runs the naive loop instead: one forward per window of each image.
     """
     if not batched:
-        return slide_inference_per_window(dense_fn, images, crop, stride, multiple)
+        return slide_inference_per_window(dense_fn, images, crop, stride, multiple, pad)
     b, _, h, w = images.shape
     (ch, cw), boxes = window_boxes(h, w, crop, stride)
     # B*n windows, image-major, all cut in one gather.
     windows = torch.stack([images[:, :, y:y + ch, x:x + cw] for y, x in boxes], 1)
-    logits = run_windows(dense_fn, windows.flatten(0, 1), multiple, window_batch)
+    logits = run_windows(dense_fn, windows.flatten(0, 1), multiple, window_batch, pad)
     logits = logits.view(b, len(boxes), *logits.shape[1:])
     out = logits.new_zeros(b, logits.shape[2], h, w)
     count = logits.new_zeros(1, 1, h, w)
@@ -89,7 +111,7 @@ def slide_inference(dense_fn, images, crop, stride, multiple=1, window_batch=64,
     return out / count
 
 
-def slide_inference_per_window(dense_fn, images, crop, stride, multiple=1):
+def slide_inference_per_window(dense_fn, images, crop, stride, multiple=1, pad='end'):
     """The naive reference of :func:`slide_inference`: for each image, for each window, one
     forward pass, its logits added in place. Same windows, padding and upsampling."""
     b, _, h, w = images.shape
@@ -100,7 +122,8 @@ def slide_inference_per_window(dense_fn, images, crop, stride, multiple=1):
     out = None
     for i in range(b):
         for y, x in boxes:
-            logits = run_windows(dense_fn, images[i:i + 1, :, y:y + ch, x:x + cw], multiple, 1)
+            logits = run_windows(dense_fn, images[i:i + 1, :, y:y + ch, x:x + cw], multiple, 1,
+                                 pad)
             if out is None:
                 out = logits.new_zeros(b, logits.shape[1], h, w)
             out[i:i + 1, :, y:y + ch, x:x + cw] += logits
@@ -108,11 +131,13 @@ def slide_inference_per_window(dense_fn, images, crop, stride, multiple=1):
 
 
 def dense_inference(dense_fn, images, mode='slide', crop=224, stride=112, multiple=1,
-                    window_batch=64, batched=True):
+                    window_batch=64, batched=True, pad='end'):
     """``batched`` (slide only): all windows of the batch in chunks of ``window_batch`` per
-    forward (True), or one forward per window of each image (False, the naive reference)."""
+    forward (True), or one forward per window of each image (False, the naive reference).
+    ``pad``: how a window off the ``multiple`` grid is fed (:func:`run_windows`)."""
     if mode == 'whole':
-        return whole_inference(dense_fn, images, multiple, window_batch)
+        return whole_inference(dense_fn, images, multiple, window_batch, pad)
     if mode == 'slide':
-        return slide_inference(dense_fn, images, crop, stride, multiple, window_batch, batched)
+        return slide_inference(dense_fn, images, crop, stride, multiple, window_batch, batched,
+                               pad)
     raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")

@@ -5,12 +5,13 @@
 mmseg's ``DATASETS`` registry, to which ``ovseg_bench.data`` adds its own classes. Every build
 goes through :func:`build`, which fails at once with the valid names for an unknown ``type``.
 """
-import difflib
 import importlib
 import importlib.metadata
 import pkgutil
 
 from mmengine.registry import Registry
+
+from .config import check_kwargs, did_you_mean
 
 # Own registries (not children of mmengine's MODELS): methods and backbones are built by this
 # project's code, never looked up by mmengine's runner.
@@ -43,9 +44,18 @@ def load_plugin_file(path):
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f'plugin file not found: {path}')
+    if path.suffix != '.py':
+        raise ValueError(f'plugin file {path} is not a .py file')
     spec = importlib.util.spec_from_file_location(f'ovseg_plugin_{path.stem}', path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except KeyError as err:       # mmengine: a name registered twice
+        raise KeyError(f'plugin {path}: {err.args[0] if err.args else err}; give the class '
+                       f'another name (or register_module(name=...))') from None
+    except Exception as err:      # the plugin's own code: anything
+        raise ValueError(f'plugin {path} failed to import: {type(err).__name__}: {err} '
+                         f'(--debug shows the traceback)') from None
     if str(path.resolve()) not in PLUGIN_FILES:
         PLUGIN_FILES.append(str(path.resolve()))
     return module
@@ -81,8 +91,7 @@ def check_name(registry, name, what=None):
     if name in registry.module_dict:
         return
     valid = sorted(registry.module_dict)
-    close = difflib.get_close_matches(name, valid, n=3)
-    hint = f' Did you mean {", ".join(close)}?' if close else ''
+    hint = did_you_mean(name, valid)
     raise KeyError(f'unknown {what or registry.name} {name!r}.{hint} '
                    f'Valid: {", ".join(valid)}')
 
@@ -90,10 +99,11 @@ def check_name(registry, name, what=None):
 def build(registry, cfg, **kwargs):
     """Instantiate ``cfg['type']`` from ``registry`` with the other keys (and ``kwargs``).
 
-    Fails early and readably for an unknown type. Calls the class directly rather than
+    Fails early and readably for an unknown type or argument. Calls the class directly rather than
     ``registry.build``, which would search the scope of whatever mmengine runner ran last.
     """
     cfg = dict(cfg)
     name = cfg.pop('type', None)
     check_name(registry, name)
+    check_kwargs(registry.get(name), cfg, registry.name, provided=tuple(kwargs))
     return registry.get(name)(**kwargs, **cfg)

@@ -12,20 +12,40 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.structures import PixelData
 
 from .inference import dense_inference, precision_context
+from .pamr import pamr
 from .text import class_embeddings, merge_synonyms
+
+MERGES = ('logit_max', 'prob_max')
+POSTPROCESSES = ('none', 'pamr')
 
 PROTOCOL_DEFAULTS = dict(
     name='custom',        # a label recorded with every result
-    short_side=224,       # test images are resized so that their short side is this
+    short_side=224,       # test images are resized so that their short side is this ...
+    max_long_side=2048,   # ... unless the long side would exceed this (mmseg's keep-ratio
+                          # Resize(scale=(max_long_side, short_side)))
     mode='slide',         # 'whole' or 'slide'
     crop=224,             # slide window size
     stride=112,           # slide window stride
+    window_pad='end',     # windows (and whole images) off the patch grid: 'end' zero-pads
+                          # right/bottom, 'center' zero-pads around (ClearCLIP, ProxyCLIP),
+                          # 'none' lets the patch grid floor and stretches it (SCLIP, NACLIP)
+    pad_multiple=0,       # pad to a multiple of this (0: the backbone's patch size)
     templates='imagenet80',
+    vocabularies='ovseg',  # class-name files: 'ovseg' (the dataset config's), or an official
+                          # harness's set ('sclip', 'clearclip', 'proxyclip'; text.py)
+    synonym_merge='logit_max',  # 'logit_max': max of the names' logits in each window;
+                          # 'prob_max': names' logits resized to the original image, softmax
+                          # over all names at logit_scale, max over each class's names (SCLIP)
     logit_scale=100.0,    # temperature of the softmax that the background threshold reads
     bg_threshold=0.0,     # background where the max class probability is below this
+    bg_rule='probability',  # 'group_score' (GroupViT's evaluator): the head's outputs are
+                          # scores in [0, 1]; per window, background where a pixel's best
+                          # score is below min(bg_threshold, the window's best score)
     area_threshold=0.0,   # drop classes predicted on at most this share of the image's
                           # non-background prediction (SCLIP's area rule on VOC21)
-    postprocess='none',
+    postprocess='none',   # 'pamr': PAMR on the logits at the original size (pamr.py)
+    pamr_steps=10,        # PAMR steps and dilations (read only with postprocess='pamr')
+    pamr_dilations=(8, 16),
     window_batch=64,      # windows per forward pass
     batched_windows=True,  # False: one forward per window and image (the naive reference)
     precision='fp32',     # 'bf16': autocast around the dense forward (for CUDA; CPU allowed)
@@ -62,6 +82,17 @@ def drop_small_classes(probs, threshold, first=1):
     return probs.masked_fill(small[:, None, None], 0.0)
 
 
+def group_score_background(scores, threshold):
+    """GroupViT's background, on one batch of windows' B,K,h,w scores (class 0 the
+    background, with no text): 1 where a pixel's best class score is below
+    ``min(threshold, the window's best score)``, else 0."""
+    best = scores[:, 1:].amax(1)                                         # B,h,w
+    cap = best.flatten(1).amax(1).clamp(max=threshold)[:, None, None]
+    scores = scores.clone()
+    scores[:, 0] = (best < cap).to(scores.dtype)
+    return scores
+
+
 class OVSegDataPreprocessor(BaseDataPreprocessor):
     """uint8 BGR CHW images (mmcv's loading) -> normalised RGB float, stacked when same-sized."""
 
@@ -88,6 +119,10 @@ class OVSegmentor(BaseModel):
         self.vocabulary = vocabulary
         self.has_background = has_background
         self.protocol = {**PROTOCOL_DEFAULTS, **(protocol or {})}
+        for field, valid in (('synonym_merge', MERGES), ('postprocess', POSTPROCESSES)):
+            if self.protocol[field] not in valid:
+                raise ValueError(f'protocol.{field} must be one of {valid}, '
+                                 f'got {self.protocol[field]!r}')
         self._embeds = None
 
     @property
@@ -104,39 +139,66 @@ class OVSegmentor(BaseModel):
             self._embeds = embeds.to(device), owner.to(device)
         return self._embeds
 
+    @property
+    def merge_late(self):
+        """True when synonyms are merged after the softmax over names (``prob_max``)."""
+        return self.protocol['synonym_merge'] == 'prob_max'
+
     def dense_logits(self, images):
-        """B,K,H,W class logits at the input resolution (synonyms merged)."""
+        """B,N,H,W logits at the input resolution: per class (synonyms merged by max in
+        each window, ``logit_max``) or per name (``prob_max``, merged in
+        :meth:`to_prediction`)."""
         embeds, owner = self.class_embeds()
         p = self.protocol
 
         def dense_fn(x):
-            return merge_synonyms(self.head.predict_dense(x, embeds), owner, self.num_classes)
+            logits = self.head.predict_dense(x, embeds)
+            if self.merge_late:
+                return logits
+            out = merge_synonyms(logits, owner, self.num_classes)
+            if p['bg_rule'] == 'group_score' and self.has_background:
+                out = group_score_background(out, p['bg_threshold'])
+            return out
 
         with precision_context(p['precision'], images.device.type):
             return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
-                                   multiple=self.head.backbone.patch_size,
+                                   multiple=p['pad_multiple'] or self.head.backbone.patch_size,
                                    window_batch=p['window_batch'],
-                                   batched=p['batched_windows'])
+                                   batched=p['batched_windows'], pad=p['window_pad'])
 
-    def to_prediction(self, logits, ori_shape):
-        """K,H,W logits -> H0,W0 labels: resize to the original image, background policy."""
+    def to_prediction(self, logits, ori_shape, image=None):
+        """N,H,W logits -> H0,W0 labels: resize to the original image, PAMR, softmax at
+        ``logit_scale`` (over classes, or over names then max per class), area rule,
+        background threshold. ``image`` (3,H,W, normalised) is what PAMR reads."""
+        p = self.protocol
         logits = F.interpolate(logits[None], size=ori_shape, mode='bilinear',
-                               align_corners=False)[0]
-        probs = (logits * self.protocol['logit_scale']).softmax(0)
-        if self.protocol['area_threshold'] > 0:
-            probs = drop_small_classes(probs, self.protocol['area_threshold'],
+                               align_corners=False)
+        if p['postprocess'] == 'pamr':
+            image = F.interpolate(image[None].float(), size=ori_shape, mode='bilinear',
+                                  align_corners=False)
+            logits = pamr(image, logits, p['pamr_steps'], tuple(p['pamr_dilations']))
+        if p['bg_rule'] == 'group_score':
+            return logits[0].argmax(0)    # background already decided per window
+        probs = (logits[0] * p['logit_scale']).softmax(0)
+        if self.merge_late:
+            owner = self.class_embeds()[1]
+            probs = merge_synonyms(probs[None], owner, self.num_classes, fill=0.0)[0]
+        if p['area_threshold'] > 0:
+            probs = drop_small_classes(probs, p['area_threshold'],
                                        first=1 if self.has_background else 0)
         conf, pred = probs.max(0)
-        if self.has_background and self.protocol['bg_threshold'] > 0:
-            pred[conf < self.protocol['bg_threshold']] = 0
+        if self.has_background and p['bg_threshold'] > 0:
+            pred[conf < p['bg_threshold']] = 0
         return pred
 
     @torch.no_grad()
     def predict(self, inputs, data_samples):
         batches = [inputs] if torch.is_tensor(inputs) else [i[None] for i in inputs]
-        logits = torch.cat([self.dense_logits(b) for b in batches])
-        for sample, lg in zip(data_samples, logits):
-            sample.pred_sem_seg = PixelData(data=self.to_prediction(lg, sample.ori_shape)[None])
+        logits = [lg for b in batches for lg in self.dense_logits(b)]
+        images = [im for b in batches for im in b]
+        for sample, lg, image in zip(data_samples, logits, images):
+            pred = self.to_prediction(lg, sample.ori_shape, image)
+            sample.pred_sem_seg = PixelData(data=pred[None])
         return data_samples
 
     def forward(self, inputs, data_samples=None, mode='predict'):

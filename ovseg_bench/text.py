@@ -45,11 +45,16 @@ IMAGENET80 = [
     'a dark photo of a {}.', 'itap of a {}.', 'graffiti of the {}.', 'a toy {}.',
     'itap of my {}.', 'a photo of a cool {}.', 'a photo of a small {}.', 'a tattoo of the {}.',
 ]
-TEMPLATES = {'imagenet80': IMAGENET80, 'single': ['a photo of a {}.']}
+# TCL's evaluation templates (kakaobrain/tcl datasets/templates.py ``custom``: its 7-template
+# ImageNet subset and two more).
+TCL9 = ['itap of a {}.', 'a bad photo of a {}.', 'a origami {}.', 'a photo of the large {}.',
+        'a {} in a video game.', 'art of the {}.', 'a photo of the small {}.',
+        'a photo of many {}.', 'a photo of {}s.']
+TEMPLATES = {'imagenet80': IMAGENET80, 'single': ['a photo of a {}.'], 'tcl': TCL9}
 
 
 def templates(name):
-    """The prompt templates called ``name`` (``imagenet80`` or ``single``)."""
+    """The prompt templates called ``name`` (``imagenet80``, ``single`` or ``tcl``)."""
     if name not in TEMPLATES:
         raise KeyError(f'unknown templates {name!r}; valid: {", ".join(TEMPLATES)}')
     return TEMPLATES[name]
@@ -71,6 +76,53 @@ def load_vocabulary(name):
     return [[n.strip() for n in line.split(',') if n.strip()] for line in lines]
 
 
+# Official harnesses' class-name files, kept byte for byte in vocabularies/<set>/ under their
+# own file names (sources in vocabularies/README.md), and read as each harness reads them:
+# lines, each split on the harness's separator, names kept as written (Context60's trailing
+# space stays part of "wood "). SCLIP's files serve NACLIP too (byte-identical).
+VOCABULARY_SETS = {'sclip': ', ', 'clearclip': ',', 'proxyclip': '; '}
+OFFICIAL_FILES = {
+    'voc21': 'cls_voc21', 'voc20': 'cls_voc20', 'context60': 'cls_context60',
+    'context59': 'cls_context59', 'coco_object': 'cls_coco_object',
+    'coco_stuff171': 'cls_coco_stuff', 'ade150': 'cls_ade20k', 'cityscapes': 'cls_city_scapes',
+    'ade847': 'cls_ade20k847', 'context459': 'cls_context459',
+}
+
+
+def official_vocabulary(vocab_set, dataset):
+    """(path, classes) of ``vocab_set``'s class-name file for ``dataset``."""
+    if vocab_set not in VOCABULARY_SETS:
+        raise KeyError(f'unknown vocabulary set {vocab_set!r}; valid: ovseg, '
+                       f'{", ".join(VOCABULARY_SETS)}')
+    path = VOCAB_DIR / vocab_set / f'{OFFICIAL_FILES.get(dataset, dataset)}.txt'
+    if not path.is_file():
+        have = sorted(k for k, v in OFFICIAL_FILES.items()
+                      if (VOCAB_DIR / vocab_set / f'{v}.txt').is_file())
+        raise FileNotFoundError(f'vocabulary set {vocab_set!r} has no file for dataset '
+                                f'{dataset!r} ({path}); it covers: {", ".join(have)}')
+    lines = path.read_text().split('\n')    # universal newlines, as readlines() reads
+    if lines[-1] == '':
+        lines.pop()                            # the file's final newline ends the last line
+    return path, [line.split(VOCABULARY_SETS[vocab_set]) for line in lines]
+
+
+def select_vocabulary(dataset_vocabulary, dataset, vocab_set='ovseg'):
+    """``(label, classes)`` a dataset is scored with: its config's vocabulary (``'ovseg'``)
+    or an official harness's file; ``label`` is the name and content hash a result row
+    records, e.g. ``sclip/cls_voc21.txt@1a2b3c4d``."""
+    if vocab_set == 'ovseg':
+        path = Path(dataset_vocabulary)
+        if path.suffix != '.txt':
+            path = VOCAB_DIR / f'{dataset_vocabulary}.txt'
+        classes = load_vocabulary(dataset_vocabulary)
+        name = path.name if path.parent == VOCAB_DIR else str(path)
+    else:
+        path, classes = official_vocabulary(vocab_set, dataset)
+        name = f'{vocab_set}/{path.name}'
+    digest = hashlib.sha1(path.read_bytes()).hexdigest()[:8]
+    return f'{name}@{digest}', classes
+
+
 # (text fingerprint, templates) key -> {name: embedding}: names, not vocabularies, are the
 # unit, since datasets share many (the four synthetic vocabularies 43 distinct of 167 names;
 # ADE20K, COCO-Stuff, Context and VOC 335 of 523), so a name is encoded once per text tower
@@ -90,15 +142,29 @@ def _encode_names(head, names, tmpl, batch_size):
     return dict(zip(names, F.normalize(per_prompt.mean(1), dim=-1).cpu()))
 
 
-def _read_cache(path):
-    return torch.load(path) if path.is_file() else {}   # written whole (replaced atomically)
+def _read_cache(path, warn=True):
+    """The names cached at ``path`` ({} if absent). A damaged or foreign file is not fatal:
+    it is rebuilt (a warning names it), as the cache only saves time."""
+    from .checkpoint import load
+    if not path.is_file():
+        return {}
+    try:
+        table = load(path, 'text-embedding cache')
+        if isinstance(table, dict) and all(torch.is_tensor(v) for v in table.values()):
+            return table
+        problem = f'text-embedding cache {path} holds a {type(table).__name__}, not embeddings'
+    except ValueError as err:
+        problem = str(err)
+    if warn:
+        logging.getLogger(__name__).warning('%s; rebuilding it', problem)
+    return {}
 
 
 def _write_cache(path, table):
     """Merge ``table`` into the file at ``path`` (another process may have added names since
     it was read) and replace it atomically, through a temporary file of this process's own."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    merged = {**_read_cache(path), **table}
+    merged = {**_read_cache(path, warn=False), **table}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix='.tmp')
     os.close(fd)
     torch.save(merged, tmp)

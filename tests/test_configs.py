@@ -56,6 +56,11 @@ def test_vit_b16_config_builds_its_head_without_weights(path):
     C.check_keys(cfg, C.TOP_LEVEL_KEYS)
 
     cfg.merge_from_dict(NO_WEIGHTS)
+    if cfg.method.get('vfm'):        # a second image model beside CLIP (ProxyCLIP) names its own
+        assert 'method.vfm.pretrained=' in text
+        cfg.merge_from_dict({'method.vfm.pretrained': None})
+    if cfg.method.get('encoder', {}).get('pretrained'):     # CLIP-ZSS's ImageNet encoder
+        cfg.merge_from_dict({'method.encoder.pretrained': None})
     head = load_head(cfg)
     bb = head.backbone
     assert (bb.patch_size, bb.width, bb.num_layers, bb.embed_dim) == (16, 768, 12, 512)
@@ -74,3 +79,26 @@ def test_vit_b16_config_builds_its_head_without_weights(path):
     hf.merge_from_dict(HF_RECIPE)
     assert dict(hf.backbone) == dict(type='HFCLIPBackbone', path=HF_RECIPE['backbone.path'])
     C.check_kwargs(HFCLIPBackbone, hf.backbone, 'backbone')
+
+
+def test_did_you_mean_is_one_helper_that_catches_case_only_typos():
+    from ovseg_bench.config import did_you_mean
+    from ovseg_bench.data.catalog import load_dataset_cfg
+    from ovseg_bench.registry import METHODS, check_name
+    assert did_you_mean('SegClip', ['SegCLIP', 'PACL']) == ' Did you mean SegCLIP?'
+    assert did_you_mean('miou', ['mIoU', 'mAcc', 'aAcc']) == ' Did you mean mIoU?'
+    assert did_you_mean('zzz', ['mIoU']) == ''
+    with pytest.raises(KeyError, match="unknown method 'Pacl'. Did you mean PACL?"):
+        check_name(METHODS, 'Pacl')
+    with pytest.raises(KeyError, match="unknown dataset 'Synth_VOC'. Did you mean synth_voc?"):
+        load_dataset_cfg('Synth_VOC')
+
+
+def test_a_method_argument_of_the_wrong_kind_names_the_key():
+    from ovseg_bench.config import check_kwargs
+    from ovseg_bench.registry import METHODS, load_plugins
+    load_plugins()
+    with pytest.raises(ValueError, match=r"config key method.num_centers must be a number "
+                                         r"\(like 8\), got 'many'"):
+        check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers='many'), 'method')
+    check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers=4), 'method')

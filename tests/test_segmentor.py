@@ -59,3 +59,34 @@ def test_area_rule_hands_a_small_class_to_the_next_best():
     # background is never dropped, however small
     only_bg_small = drop_small_classes(probs, 0.5, first=1)
     assert only_bg_small[0].equal(probs[0])
+
+
+@pytest.mark.parametrize('path', PRESETS, ids=lambda p: p.stem)
+def test_every_preset_has_a_vocabulary_of_the_right_size_for_its_datasets(path):
+    from ovseg_bench.data.catalog import load_dataset_cfg
+    from ovseg_bench.text import load_vocabulary, select_vocabulary
+    cfg = Config.fromfile(str(path))
+    for dataset in cfg.datasets:
+        protocol = resolve_protocol(cfg.protocol.to_dict(), dataset)
+        ds = load_dataset_cfg(dataset)
+        label, classes = select_vocabulary(ds['vocabulary'], dataset, protocol['vocabularies'])
+        assert len(classes) == len(load_vocabulary(ds['vocabulary'])), (path.stem, dataset)
+        assert '@' in label
+        if protocol['vocabularies'] != 'ovseg':     # the official files name every class
+            assert all(classes) and label.startswith(protocol['vocabularies'] + '/')
+
+
+def test_group_score_background_per_window():
+    """GroupViT's rule (bg_rule='group_score', the segclip preset): per window, background
+    where a pixel's best score is below min(threshold, the window's best score)."""
+    from ovseg_bench.segmentor import group_score_background
+    scores = torch.full((2, 3, 1, 3), -1e4)        # class 0: no text (merge_synonyms' fill)
+    scores[0, 1:, 0] = torch.tensor([[0.9, 0.5, 0.1], [0.0, 0.3, 0.2]])
+    scores[1, 1:, 0] = torch.tensor([[0.4, 0.1, 0.0], [0.0, 0.2, 0.3]])
+    out = group_score_background(scores, 0.6)
+    # window 0: cap 0.6 -> pixels with best 0.5, 0.2 are background; window 1: best is
+    # 0.4 < 0.6, so the cap is 0.4 and only its best pixel stays foreground
+    assert out[:, 0, 0].tolist() == [[0.0, 1.0, 1.0], [0.0, 1.0, 1.0]]
+    assert torch.equal(out[:, 1:], scores[:, 1:])
+    cfg = Config.fromfile(str(PRESETS[0].with_name('segclip.py')))
+    assert resolve_protocol(cfg.protocol.to_dict(), 'voc21')['bg_rule'] == 'group_score'

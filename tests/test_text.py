@@ -90,3 +90,19 @@ def test_class_embeddings_disk_cache_keeps_names_another_process_wrote_meanwhile
     T.class_embeddings(head, [['bird']], ['{}'], tmp_path)    # this one then writes bird
     assert sorted(torch.load(path)) == ['bird', 'cat', 'dog']
     T._MEMORY.clear()
+
+
+def test_damaged_disk_cache_is_rebuilt_with_a_warning(tmp_path, caplog):
+    from ovseg_bench import text as T
+    T._MEMORY.clear()
+    head = CountingHead()
+    T.class_embeddings(head, [['cat']], ['{}'], tmp_path)
+    (path,) = tmp_path.glob('*.pt')
+    path.write_bytes(b'not a cache')                           # e.g. a disk full mid-copy
+    T._MEMORY.clear()
+    with caplog.at_level('WARNING'):
+        embeds, _ = T.class_embeddings(head, [['cat']], ['{}'], tmp_path)
+    assert f'cannot read text-embedding cache {path}: not a torch.save file, or damaged' \
+        in caplog.text and caplog.text.count('rebuilding it') == 1
+    assert embeds.shape[0] == 1 and sorted(torch.load(path)) == ['cat']   # rebuilt
+    T._MEMORY.clear()

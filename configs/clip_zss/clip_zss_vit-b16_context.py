@@ -1,9 +1,11 @@
 # CLIP-ZSS as in the paper's PASCAL Context setting, for users with the real data and CLIP
 # ViT-B/16 weights (and, realistically, a GPU): 49 seen / 10 unseen of the 59 classes
-# (ZS3Net's split, configs/_base_/zero_shot/splits.py), 512x512 crops, batch 16, 40k
-# iterations.
+# (the ZegCLIP line's split, configs/_base_/zero_shot/splits.py; for ZS3Net's, name
+# ../_base_/zero_shot/context59_zs3net.py as the split base instead), 512x512 crops, batch
+# 16, 40k iterations.
 #   ovseg-bench train configs/clip_zss/clip_zss_vit-b16_context.py \
-#       --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
+#       --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt \
+#       method.encoder.pretrained=/path/to/mit_b5.pth
 #   ovseg-bench test configs/clip_zss/clip_zss_vit-b16_context.py \
 #       --checkpoint work_dirs/clip_zss_vit-b16_context/head.pt
 # Not run here (no real data or weights on these machines). Schedule: the paper compares
@@ -15,26 +17,30 @@ method = dict(
     type='CLIPZSS',
     train_dataset='context59',
     unseen_classes={{_base_.zero_shot_splits.context59}},
-    # The encoder: a trainable copy of CLIP's ViT-B/16 image tower (the benchmark's rule).
-    # The paper's convnet alternative through mmseg (DeepLabV3+, ResNet-101), e.g.:
-    #   encoder=dict(type='mmseg',
-    #       backbone=dict(type='ResNetV1c', depth=101, num_stages=4, out_indices=(0, 1, 2, 3),
-    #                     dilations=(1, 1, 2, 4), strides=(1, 2, 1, 1), contract_dilation=True,
-    #                     norm_cfg=dict(type='BN', requires_grad=True), style='pytorch',
-    #                     init_cfg=dict(type='Pretrained', checkpoint='/path/to/r101.pth')),
-    #       decode_head=dict(type='DepthwiseSeparableASPPHead', in_channels=2048, in_index=3,
-    #                        channels=512, dilations=(1, 12, 24, 36), c1_in_channels=256,
-    #                        c1_channels=48, dropout_ratio=0.1,
-    #                        norm_cfg=dict(type='BN', requires_grad=True), align_corners=False)),
-    encoder=dict(type='clip_vit', last_block='std'),
+    # The encoder: a closed-set SegFormer (MiT-B5 + SegformerHead, mmseg's segformer_mit-b5
+    # settings), ImageNet-initialised from mmseg's MiT-B5 checkpoint at `pretrained` (e.g.
+    # mit_b5_20220624-658746d9.pth from mmseg's model zoo; None = random init). BN: use
+    # SyncBN when training on several GPUs. CLIP is the teacher only. The CLIP-ViT student
+    # (a trainable copy of CLIP's image tower, the benchmark's earlier default) is a variant:
+    #   --cfg-options method.encoder._delete_=True method.encoder.type=clip_vit
+    encoder=dict(
+        type='mmseg', pretrained='checkpoints/mit_b5.pth',
+        backbone=dict(type='MixVisionTransformer', in_channels=3, embed_dims=64, num_stages=4,
+                      num_layers=[3, 6, 40, 3], num_heads=[1, 2, 5, 8],
+                      patch_sizes=[7, 3, 3, 3], sr_ratios=[8, 4, 2, 1], out_indices=(0, 1, 2, 3),
+                      mlp_ratio=4, qkv_bias=True, drop_rate=0.0, attn_drop_rate=0.0,
+                      drop_path_rate=0.1),
+        decode_head=dict(type='SegformerHead', in_channels=[64, 128, 320, 512],
+                         in_index=[0, 1, 2, 3], channels=768, dropout_ratio=0.1,
+                         norm_cfg=dict(type='BN', requires_grad=True), align_corners=False)),
     templates='imagenet80',
     use_glm=True, use_plm=True,
     teacher_last_block='value',
     queue_size=4096, glm_temperature=0.07,
-    kmeans_ks=(8, 16, 32), kmeans_iters=10,      # on the 32x32 token grid of a 512 crop
+    seed_windows=(16, 8, 4), kmeans_iters=10,    # K = 4, 16, 64 on a 512 crop's 32x32 tokens
     fusion_threshold=0.9, pseudo_min_ignore=0.5, max_pseudo=32,
     synthesizer_heads=8,
-    loss_weights=dict(seg=1.0, pseudo=1.0, glm=1.0, align=1.0))
+    loss_weights=dict(glm=1.0, ce=1.0, focal=100.0, dice=1.0, bce=1.0))
 
 train_data = dict(
     type='NamedSplit', name='context59', split='train',
@@ -47,6 +53,7 @@ train_data = dict(
         dict(type='RandomCrop', crop_size=(512, 512), cat_max_ratio=0.75),
         dict(type='RandomFlip', prob=0.5),
         dict(type='PhotoMetricDistortion'),
+        dict(type='PackImageInfo'),                 # image id (memory bank), unpadded size
         dict(type='Pad', size=(512, 512)),          # ignore (255) in the padded labels
         dict(type='ToTensorRGB'),
     ])

@@ -10,23 +10,17 @@ _base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py']
 
 method = dict(
     type='PACL',
-    text_embedder='identity',   # the paper trains e_v only (theta = {e_v}); 'residual' also
-                                # trains an e_t of the same form as e_v (measured on the
-                                # first tiny CLIP, 4+4 layers, MLP ratio 4, with
-                                # patch_temperature=1.0, mIoU voc/context/coco/ade: identity
-                                # 7.80/16.64/15.44/15.02, residual 8.31/18.52/17.17/16.00,
-                                # untrained 10.27/15.84/15.77/18.18)
+    text_embedder='identity',   # the paper trains e_v only
     activation='relu',          # MLP path Linear-ReLU-Linear, hidden width = embed width
-    init='identity',            # both embedders start as the identity map
+    embed_input='joint',        # patch tokens after ln_post + projection (the paper reads them
+                                # before the projection): lets the embedders start as the
+                                # identity, so the untrained PACL is frozen CLIP
+    init='identity',
     patch_temperature=0.1,      # softmax of 10 x cosine: the paper's plain softmax (1.0) is
-                                # near uniform over the 64 patches (normalised entropy 0.997
-                                # on training images) and trains pooled, not patch, alignment.
-                                # Measured with 600 steps on the first tiny CLIP (mIoU;
-                                # held-out zero-shot things/stuff): 1.0 -> 7.80/16.64/
-                                # 15.44/15.02, 57.7/98.3%; 0.1 -> 13.31/21.21/18.46/20.39,
-                                # 59.7/96.0%
+                                # near uniform over the tiny CLIP's 64 patches (measurements
+                                # in docs/methods/pacl.md)
     learn_logit_scale=True,     # contrastive temperature learned, from the frozen CLIP's
-    last_block='std')           # patch tokens: standard last block, ln_post + projection
+    last_block='std')           # patch tokens: standard last block
 
 # Random resized crops of 0.6-1 of the image at the tiny CLIP's 64 px (the crop range the
 # tiny CLIP was pretrained with, so the caption still describes the crop); flips.

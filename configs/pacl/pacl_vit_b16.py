@@ -1,7 +1,8 @@
-# PACL as in the paper: frozen CLIP ViT-B/16, the vision embedder trained on GCC3M + GCC12M +
-# YFCC15M, evaluated on VOC, Pascal Context, COCO-Stuff and ADE20K without background (voc20,
-# context59, coco_stuff171, ade150; configs/_base_/protocols/pacl.py). Needs the user's data
-# and weights and, realistically, GPUs:
+# PACL's recipe on ViT-B/16 (the paper's headline numbers are ViT-L/14: pacl_vit_l14.py):
+# frozen CLIP ViT-B/16, the vision embedder trained on GCC3M + GCC12M + YFCC15M, evaluated on
+# VOC, Pascal Context, COCO-Stuff and ADE20K without background (voc20, context59,
+# coco_stuff171, ade150; configs/_base_/protocols/pacl.py). Needs the user's data and weights
+# and, realistically, GPUs:
 #   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_b16.py \
 #       --launcher pytorch
 #   ovseg-bench test configs/pacl/pacl_vit_b16.py --checkpoint work_dirs/pacl_vit_b16/head.pt
@@ -14,8 +15,10 @@
 #                 backbone.path=/path/to/clip-vit-base-patch16
 _base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/pacl.py']
 
-method = dict(type='PACL', text_embedder='identity', activation='relu', init='identity',
-              patch_temperature=1.0, learn_logit_scale=True, last_block='std',
+# The paper's head: e_v on the patch tokens before CLIP's projection (768 -> 512), the text
+# side frozen CLIP (no e_t trained), plain softmax of cosines as patch weights.
+method = dict(type='PACL', embed_input='tokens', text_embedder='identity', activation='relu',
+              init='random', patch_temperature=1.0, learn_logit_scale=True,
               text_chunk=1024)   # B x B compatibility in blocks of 1024 captions
 
 # The paper's image-text data (~30M pairs) as img2dataset tar shards ({key}.jpg + {key}.txt),

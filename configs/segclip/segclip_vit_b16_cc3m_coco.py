@@ -22,10 +22,12 @@ method = dict(
     cross_layers=2,
     tau=0.9,
     eval_pool='hard',
+    dense='groupvit',         # the authors' evaluator (GroupViT's rule)
     pool='max',
     mask_ratio=0.75,          # MAE branch: 75 % of the patches dropped, 3 decoder blocks
-    norm_pix=True,
+    norm_pix=False,           # the authors regress the CLIP-normalised pixels as they are
     decoder_layers=3,
+    caption_tokens=32,        # captions cut to 32 tokens (the paper; --max_words 32)
     loss_weights=dict(contrastive=1.0, reconstruction=1.0, superpixel=1.0))
 
 # The authors' data: CC3M downloaded with img2dataset as webdataset shards, and COCO's
@@ -51,22 +53,31 @@ train_data = dict(
     ])
 
 # The paper's schedule: global batch 768 (96 per process x 8 GPUs), 10 epochs, AdamW
-# (betas 0.9/0.98, eps 1e-6, weight decay 0.05), lr 4e-3 for the new modules and 4e-6 for
-# CLIP (backbone_lr_mult 1e-3), 15 % linear warm-up then cosine, gradient clipping at 1.
+# (betas 0.9/0.98, eps 1e-6, weight decay 0.05), 15 % linear warm-up then cosine, gradient
+# clipping at 1. Learning rates as the authors' main_task_align.py sets them: 4e-3 for the
+# new modules and for CLIP's image blocks after the group module (11-12), ln_post and proj;
+# 4e-6 (backbone_lr_mult 1e-3) for the rest of CLIP (both towers, the logit scale); the image
+# tower's patch embedding (conv1) and positional embedding frozen.
 # The authors count an epoch over (image, caption) pairs: ~2.9 M CC3M pairs + 414,113 COCO
 # pairs ~ 3.3 M, so 10 epochs = 10 x 3.3 M / 768 ~ 43,000 iterations (adjust `iters` to the
-# number of pairs your CC3M copy has: iters = 10 * pairs / 768).
+# number of pairs your CC3M copy has: iters = 10 * pairs / 768, warmup_iters = 0.15 * iters).
 train = dict(iters=43000, batch_size=96, num_workers=8, lr=4e-3, weight_decay=0.05,
              betas=(0.9, 0.98), eps=1e-6, warmup_iters=6450, backbone_lr_mult=1e-3,
+             custom_keys={'visual.transformer.resblocks.10.': dict(lr_mult=1.0),
+                          'visual.transformer.resblocks.11.': dict(lr_mult=1.0),
+                          'visual.ln_post.': dict(lr_mult=1.0),
+                          'visual.proj': dict(lr_mult=1.0)},
+             frozen=('visual.conv1.', 'visual.positional_embedding'),
              grad_clip=1.0, seed=0, log_interval=50, checkpoint_interval=2000,
-             max_keep_ckpts=3)
+             max_keep_ckpts=3,
+             precision='fp32')  # the authors train in fp32 (main_task_align.py forces
+                                # disable_amp); bf16 would be ~2x faster on recent GPUs
 work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'
 
 # The authors' test setting (GroupViT's code at 224 px) is the preset's: short side 224,
-# 224 x 224 windows with stride 224, background thresholds per dataset. Their segmentation
-# evaluation prompts with GroupViT's one-template set ('template: simple' under seg in their
-# seg_segmentation/default.yml), so the preset's templates are overridden. Their background
-# rule (a threshold on their own top-5 re-weighted group scores) has no exact counterpart:
-# the preset's threshold on the softmax at `logit_scale` is used with their values.
+# 224 x 224 windows with stride 224, background thresholds per dataset, and their background
+# rule (bg_rule='group_score': a pixel's group score below min(threshold, the window's best)).
+# Their segmentation evaluation prompts with GroupViT's one-template set ('template: simple'
+# under seg in their seg_segmentation/default.yml), so the preset's templates are overridden.
 protocol = dict(templates='single', window_batch=16, num_workers=4)
 datasets = ['voc21', 'context60', 'coco_object']

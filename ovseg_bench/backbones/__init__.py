@@ -1,7 +1,7 @@
 import open_clip
 
 from ..config import MODEL_CONFIG_DIR
-from .base import Backbone, DenseFeatures  # noqa: F401
+from .base import Backbone, DenseFeatures, LastBlock, merge_heads, split_heads  # noqa: F401
 
 # The project's own open_clip model configs (``ovseg-tiny``, the embedded default's CLIP).
 if 'ovseg-tiny' not in open_clip.list_models():
@@ -9,3 +9,4 @@ if 'ovseg-tiny' not in open_clip.list_models():
 
 from .hf_clip import HFCLIPBackbone  # noqa: E402,F401
 from .open_clip import OpenCLIPBackbone  # noqa: E402,F401
+from .vfm import TimmVFM  # noqa: E402,F401

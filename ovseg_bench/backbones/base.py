@@ -3,6 +3,7 @@ import contextlib
 import logging
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -48,17 +49,53 @@ class DenseFeatures:
     hidden: dict = field(default_factory=dict)
 
 
+def split_heads(t, num_heads):
+    """B,T,W -> B,heads,T,W/heads."""
+    b, n, w = t.shape
+    return t.view(b, n, num_heads, w // num_heads).transpose(1, 2)
+
+
+def merge_heads(t):
+    """B,heads,T,d -> B,T,heads*d."""
+    b, h, n, d = t.shape
+    return t.transpose(1, 2).reshape(b, n, h * d)
+
+
+@dataclass(frozen=True)
+class LastBlock:
+    """A replacement for the last vision block's attention, for the patch tokens.
+
+    attention: ``f(q, k, v, grid) -> B,heads,T,d``, called on the block's per-head
+        projections ``q, k, v`` (B,heads,T,d; the backbone's ``num_prefix_tokens`` first
+        tokens, the class token of a CLIP ViT, then the h x w patches row by row;
+        ``grid == (h, w)``). It returns the attended values, which the
+        backbone merges over heads and passes through the block's output projection.
+    residual: add the block's input to that output (the block's first residual).
+    mlp: then add the block's feed-forward branch on the result (the second residual).
+
+    ``LastBlock(f)`` is the reduced block ``out_proj(f(...))`` of ClearCLIP/NACLIP;
+    ``LastBlock(f, residual=True, mlp=True)`` the full block with its attention swapped
+    (SCLIP's released form).
+    """
+    attention: Callable
+    residual: bool = False
+    mlp: bool = False
+
+
 class Backbone(nn.Module, metaclass=ABCMeta):
     """A CLIP model behind one interface, whatever library it comes from.
 
     Subclasses set ``embed_dim`` (joint space), ``width`` (vision residual width),
-    ``num_layers`` (vision blocks), ``patch_size``, ``image_size`` (pretraining size),
+    ``num_layers`` (vision blocks), ``num_heads`` (attention heads per block),
+    ``num_prefix_tokens`` (tokens before the patches: 1, the class token, for CLIP ViTs),
+    ``patch_size``, ``image_size`` (pretraining size),
     ``mean``/``std`` (pixel normalisation, 0..255 scale) and implement the methods below.
     """
     LAST_BLOCKS = ('std', 'value', 'vv', 'csa')
     embed_dim: int
     width: int
     num_layers: int
+    num_heads: int
     patch_size: int
     image_size: int
     mean = (122.770938, 116.74601, 104.09373)   # OpenAI CLIP's, x255
@@ -83,8 +120,8 @@ class Backbone(nn.Module, metaclass=ABCMeta):
         ``last_block`` picks the final block's variant for the patch tokens: ``std`` (as
         trained), ``value`` (MaskCLIP: the last block's value projection alone, no residual,
         no MLP), ``vv`` (value-value self-attention), ``csa`` (query-query + key-key
-        attention, in the reduced form without residual and MLP as ClearCLIP/NACLIP use it;
-        SCLIP keeps both).
+        attention in the reduced form, without residual and MLP), or a :class:`LastBlock`
+        (any attention function, with or without the residual and the MLP).
         The cls token always comes from the standard block.
         """
 
@@ -96,6 +133,24 @@ class Backbone(nn.Module, metaclass=ABCMeta):
     @abstractmethod
     def run_blocks(self, x, start=0, end=None):
         """Run vision blocks ``start..end-1`` (0-based) on B,T,W tokens."""
+
+    # Per-block attention access, for methods that change a block's attention (SCLIP,
+    # ProxyCLIP, ...). ``block`` is a 0-based index (negative counts from the end). A backbone
+    # without it (e.g. a test double) serves every method that does not need it.
+    def qkv(self, x, block=-1):
+        """(q, k, v), each B,T,W: the block's attention projections of the B,T,W residual
+        stream ``x`` entering it (its pre-attention norm included; heads not split)."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
+
+    def attn_proj(self, o, block=-1):
+        """The block's attention output projection (and layer scale, if any) of B,T,W
+        attended values (heads merged): what the block adds to its residual stream."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
+
+    def mlp(self, x, block=-1):
+        """The block's feed-forward branch (norm, MLP, layer scale) on B,T,W tokens: what the
+        block adds to its residual stream after the attention."""
+        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
 
     @abstractmethod
     def project(self, x):

@@ -2,10 +2,12 @@
 import inspect
 import json
 import logging
+import pickle
 from pathlib import Path
 
 import torch
 
+from ..checkpoint import CheckpointError
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
 from .base import Backbone
@@ -28,19 +30,26 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
             ``CLIPTokenizer.save_pretrained`` (a ``preprocessor_config.json`` there, if any,
             gives the pixel mean/std). Nothing is downloaded.
         frozen: no parameter requires grad and the module stays in eval mode.
+        pos_interpolation: ``size`` or ``dino``, as for ``OpenCLIPBackbone``.
     """
 
-    def __init__(self, path, frozen=False):
+    def __init__(self, path, frozen=False, pos_interpolation='size'):
         super().__init__()
+        self._set_pos_interpolation(pos_interpolation)
         from transformers import CLIPModel, CLIPTokenizer
         folder = Path(path)
         if not folder.is_dir():
             raise FileNotFoundError(f'transformers CLIP folder not found: {folder} (weights are '
                                     f'never downloaded: give a local save_pretrained folder)')
         self.path = str(folder)
-        model, info = CLIPModel.from_pretrained(folder, local_files_only=True,
-                                                output_loading_info=True,
-                                                ignore_mismatched_sizes=True)
+        try:    # transformers reads .bin weights with weights_only=True, safetensors as data
+            model, info = CLIPModel.from_pretrained(folder, local_files_only=True,
+                                                    output_loading_info=True,
+                                                    ignore_mismatched_sizes=True)
+        except pickle.UnpicklingError as err:
+            raise CheckpointError(f'refusing to load the weights in {folder}: they need Python '
+                                  f'objects beyond tensors, and unpickling objects can run code '
+                                  f'({str(err).strip().splitlines()[-1]})') from None
         missing, mismatched = info.get('missing_keys') or (), info.get('mismatched_keys') or ()
         if missing or mismatched:
             parts = []
@@ -70,6 +79,7 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
         self._native_grid = (self.image_size // self.patch_size,) * 2
         self.width = int(vcfg.hidden_size)
         self.num_layers = len(model.vision_model.encoder.layers)
+        self.num_heads = int(vcfg.num_attention_heads)
         self.embed_dim = int(model.visual_projection.out_features)
         self.context_length = int(model.config.text_config.max_position_embeddings)
         pp = folder / 'preprocessor_config.json'
@@ -137,20 +147,19 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
     def _pool_cls(self, x):
         return None
 
-    # primitives for the last-block variants (ViTDenseMixin)
     def _pos_table(self):
         return self.model.vision_model.embeddings.position_embedding.weight
 
-    def _blocks(self):
-        return self.model.vision_model.encoder.layers
-
-    def _qkv(self, blk, x):
+    # per-block attention access (Backbone)
+    def qkv(self, x, block=-1):
+        blk = self.model.vision_model.encoder.layers[block]
         y = blk.layer_norm1(x)
         a = blk.self_attn
         return a.q_proj(y), a.k_proj(y), a.v_proj(y)
 
-    def _attn_out(self, blk, o):
-        return blk.self_attn.out_proj(o)
+    def attn_proj(self, o, block=-1):
+        return self.model.vision_model.encoder.layers[block].self_attn.out_proj(o)
 
-    def _num_heads(self, blk):
-        return blk.self_attn.num_heads
+    def mlp(self, x, block=-1):
+        blk = self.model.vision_model.encoder.layers[block]
+        return blk.mlp(blk.layer_norm2(x))

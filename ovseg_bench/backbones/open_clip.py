@@ -1,5 +1,4 @@
 """open_clip adapter: any open_clip ViT, weights from a local file only."""
-import difflib
 import logging
 import zipfile
 from pathlib import Path
@@ -11,6 +10,8 @@ import torch.utils.checkpoint
 from open_clip.model import convert_to_custom_text_state_dict, get_model_preprocess_cfg
 from open_clip.transformer import ResidualAttentionBlock, VisionTransformer
 
+from ..checkpoint import CheckpointError, load as load_checkpoint
+from ..config import did_you_mean
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
 from .base import RANDOM_WEIGHTS, Backbone, drop_log_records
@@ -36,17 +37,24 @@ def read_state_dict(path):
     if not path.is_file():
         raise FileNotFoundError(f'CLIP checkpoint not found: {path} (weights are never '
                                 f'downloaded: give the path of a local checkpoint file)')
+    what = 'CLIP checkpoint (backbone.pretrained)'
+    # TorchScript (OpenAI's release): its loader rebuilds tensors and TorchScript code, which
+    # runs in TorchScript's interpreter, never Python's unpickler on arbitrary globals.
     if _is_torchscript(path):
-        return dict(torch.jit.load(str(path), map_location='cpu').state_dict())
+        try:
+            return dict(torch.jit.load(str(path), map_location='cpu').state_dict())
+        except RuntimeError as err:
+            raise CheckpointError(f'cannot read {what} {path}: a damaged TorchScript archive '
+                                  f'({str(err).strip().splitlines()[0]})') from None
     if path.suffix == '.safetensors':
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
-        return load_file(str(path), device='cpu')
-    try:
-        ckpt = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # e.g. mmengine checkpoints whose meta holds arbitrary objects
-        logger.info('%s is not loadable with weights_only=True (%s); loading it as a full '
-                    'pickle', path, type(err).__name__)
-        ckpt = torch.load(path, map_location='cpu', weights_only=False)
+        try:
+            return load_file(str(path), device='cpu')
+        except SafetensorError as err:
+            raise CheckpointError(f'cannot read {what} {path}: a damaged safetensors file '
+                                  f'({err})') from None
+    ckpt = load_checkpoint(path, what)
     while isinstance(ckpt, dict):
         inner = next((ckpt[k] for k in ('state_dict', 'model', 'module')
                       if isinstance(ckpt.get(k), dict)), None)
@@ -118,8 +126,7 @@ def _resolve_model_name(model):
         return path.stem
     model = model.replace('/', '-')   # OpenAI spelling, e.g. ViT-B/16
     if model not in open_clip.list_models():
-        close = difflib.get_close_matches(model, open_clip.list_models(), n=5)
-        hint = f' Close names: {", ".join(close)}.' if close else ''
+        hint = did_you_mean(model, open_clip.list_models(), n=5)
         raise ValueError(f'unknown open_clip model {model!r}.{hint} (or give the path of a '
                          f'JSON model config)')
     return model
@@ -140,10 +147,23 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             builds the model with QuickGELU, as OpenAI trained it; for OpenAI weights re-saved
             without those entries, name a ``-quickgelu`` model.
         frozen: no parameter requires grad and the module stays in eval mode.
+        pos_interpolation: how positions are resized off the pretraining grid: ``size``
+            (bicubic to the target size) or ``dino`` (the scale-factor resize of DINO's code
+            that SCLIP, ClearCLIP, NACLIP and ProxyCLIP use; their ViT-B/16 configs set it).
     """
 
-    def __init__(self, model, pretrained=None, frozen=False):
+    def __new__(cls, model=None, *args, **kwargs):
+        # an open_clip model whose image tower is a timm model gets the timm-tower adapter
+        # (``model`` is None when copy/pickle re-create an instance)
+        if cls is OpenCLIPBackbone and model is not None and open_clip.get_model_config(
+                _resolve_model_name(model)).get('vision_cfg', {}).get('timm_model_name'):
+            from .open_clip_timm import OpenCLIPTimmBackbone
+            cls = OpenCLIPTimmBackbone
+        return super().__new__(cls)
+
+    def __init__(self, model, pretrained=None, frozen=False, pos_interpolation='size'):
         super().__init__()
+        self._set_pos_interpolation(pos_interpolation)
         name = _resolve_model_name(model)
         self.model_name = name
         sd = None
@@ -162,32 +182,15 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         # open_clip logs 'No pretrained weights loaded'; ours below says what happens
         with drop_log_records('No pretrained weights loaded'):
             self.model = open_clip.create_model(name, pretrained=None, **kwargs)
-        visual = self.model.visual
-        if not isinstance(visual, VisionTransformer):
-            raise ValueError(f'{name}: only ViT image towers are supported (dense patch tokens); '
-                             f'got {type(visual).__name__} (ResNet/timm CLIPs are not)')
-        if visual.attn_pool is not None or visual.pool_type not in ('tok', 'avg'):
-            raise ValueError(f'{name}: attentional / no pooling is not supported')
+        self._check_tower(self.model.visual)
         if pretrained is not None:
             self._load(sd, pretrained)
         else:
             logger.warning('OpenCLIPBackbone(%s): pretrained=None, ' + RANDOM_WEIGHTS + ' '
                            '(initialised on purpose, nothing loaded)', name)
 
-        if open_clip.get_model_config(name).get('text_cfg', {}).get('hf_tokenizer_name'):
-            logger.warning('%s uses a Hugging Face tokenizer, which needs its files locally', name)
-        self._tokenizer = open_clip.get_tokenizer(name)
-
-        patch = visual.patch_size
-        if patch[0] != patch[1]:
-            raise ValueError(f'{name}: non-square patches {patch} are not supported')
-        self.patch_size = int(patch[0])
-        size = tuple(int(s) for s in visual.image_size)
-        self.image_size = size[0] if size[0] == size[1] else size
-        self._native_grid = tuple(int(g) for g in visual.grid_size)
-        self.width = int(visual.transformer.width)
-        self.num_layers = len(visual.transformer.resblocks)
-        self.embed_dim = int(visual.proj.shape[1])
+        self._tokenizer = None      # built on first use (a Hugging Face one needs local files)
+        self._tower_dims(self.model.visual)
         pp = get_model_preprocess_cfg(self.model)
         self.mean = tuple(float(m) * 255 for m in pp.get('mean', open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(float(s) * 255 for s in pp.get('std', open_clip.OPENAI_DATASET_STD))
@@ -196,6 +199,26 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         if frozen:
             self.requires_grad_(False)
             self.eval()
+
+    def _check_tower(self, visual):
+        if not isinstance(visual, VisionTransformer):
+            raise ValueError(f'{self.model_name}: only ViT image towers are supported (dense '
+                             f'patch tokens); got {type(visual).__name__} (ResNet CLIPs are not)')
+        if visual.attn_pool is not None or visual.pool_type not in ('tok', 'avg'):
+            raise ValueError(f'{self.model_name}: attentional / no pooling is not supported')
+
+    def _tower_dims(self, visual):
+        patch = visual.patch_size
+        if patch[0] != patch[1]:
+            raise ValueError(f'{self.model_name}: non-square patches {patch} are not supported')
+        self.patch_size = int(patch[0])
+        size = tuple(int(s) for s in visual.image_size)
+        self.image_size = size[0] if size[0] == size[1] else size
+        self._native_grid = tuple(int(g) for g in visual.grid_size)
+        self.width = int(visual.transformer.width)
+        self.num_layers = len(visual.transformer.resblocks)
+        self.num_heads = int(visual.transformer.resblocks[-1].attn.num_heads)
+        self.embed_dim = int(visual.proj.shape[1])
 
     def _load(self, sd, path):
         sd = {k: v for k, v in sd.items() if k not in _OPENAI_EXTRA_KEYS}
@@ -225,6 +248,18 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
     def tokenize(self, texts):
         if isinstance(texts, str):
             texts = [texts]
+        if self._tokenizer is None:
+            hf = open_clip.get_model_config(self.model_name).get('text_cfg', {}).get(
+                'hf_tokenizer_name')
+            try:
+                self._tokenizer = open_clip.get_tokenizer(self.model_name)
+            except Exception as err:
+                if not hf:
+                    raise
+                raise RuntimeError(f'{self.model_name} uses the Hugging Face tokenizer {hf!r}, '
+                                   f'which is not available locally ({type(err).__name__}); '
+                                   f'put its files in the Hugging Face cache (nothing is '
+                                   f'downloaded)') from None
         return self._tokenizer(list(texts))
 
     def encode_text(self, tokens):
@@ -272,25 +307,27 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             return v.ln_post(x[:, 1:].mean(1)) @ v.proj
         return v.ln_post(x[:, 1:]).mean(1) @ v.proj
 
-    # primitives for the last-block variants (ViTDenseMixin)
     def _pos_table(self):
         return self.model.visual.positional_embedding
 
-    def _blocks(self):
-        return self.model.visual.transformer.resblocks
-
-    def _check_variant_block(self, blk):
+    # per-block attention access (Backbone)
+    def _block(self, block):
+        blk = self.model.visual.transformer.resblocks[block]
         if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim:
-            raise NotImplementedError(f'{self.model_name}: last-block variants need a standard '
-                                      f'ResidualAttentionBlock, got {type(blk).__name__}')
+            raise NotImplementedError(f'{self.model_name}: per-block attention access needs a '
+                                      f'standard ResidualAttentionBlock, got '
+                                      f'{type(blk).__name__}')
+        return blk
 
-    def _qkv(self, blk, x):
-        self._check_variant_block(blk)
+    def qkv(self, x, block=-1):
+        blk = self._block(block)
         attn = blk.attn
         return F.linear(blk.ln_1(x), attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
 
-    def _attn_out(self, blk, o):
+    def attn_proj(self, o, block=-1):
+        blk = self._block(block)
         return blk.ls_1(blk.attn.out_proj(o))
 
-    def _num_heads(self, blk):
-        return blk.attn.num_heads
+    def mlp(self, x, block=-1):
+        blk = self._block(block)
+        return blk.ls_2(blk.mlp(blk.ln_2(x)))

@@ -6,6 +6,7 @@ separate rows marked ``reference``; they are never averaged with measured ones.
 """
 import csv
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,17 +17,81 @@ from . import results
 REFERENCE_CSV = Path(__file__).with_name('reference_results.csv')
 
 
-def load(paths, key=results.row_key):
+# Columns read as numbers (validated: a foreign or damaged file never gives a wrong number).
+NUMERIC = results.METRIC_FIELDS + ['params_trainable', 'params_total', 'train_time_s',
+                                   'eval_time_s', 'images_per_s', 'peak_mem_mb']
+PER_CLASS_NUMERIC = ['class_index', 'IoU', 'Acc', 'gt_pixels', 'pred_pixels']
+
+
+def _number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+# The columns a results file must have to be read (what the tables group by and show); key
+# columns added later to the schema may be absent from older files.
+REQUIRED = ['method', 'backbone', 'dataset', 'setting', 'seed', 'mIoU']
+
+
+def read_checked(path, required=REQUIRED, numeric=NUMERIC):
+    """The rows of a results CSV whose schema is checked (``ValueError`` naming the missing
+    columns of a foreign file) and whose every row is whole and numeric where it must be: a
+    row cut short (a partial last line) or with a non-number is reported by line and skipped."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline='') as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f'{path} is not an ovseg-bench results file: no column '
+                             f'{", ".join(missing)} (its columns: {", ".join(header[:8]) or "none"}'
+                             f'{", ..." if len(header) > 8 else ""})')
+        for row in reader:
+            problem = None
+            if None in row or None in row.values():
+                given = len(header) - sum(v is None for v in row.values())
+                problem = f'cut short ({given} of {len(header)} fields)'
+            else:
+                bad = [k for k in numeric if row.get(k) and not _number(row[k])]
+                if bad:
+                    problem = f'{bad[0]}={row[bad[0]]!r} is not a number'
+            if problem:
+                print(f'leaderboard: skipping {path} line {reader.line_num}: {problem}',
+                      file=sys.stderr, flush=True)
+                continue
+            rows.append(row)
+    return rows
+
+
+def load(paths, key=results.row_key, **check):
     """Rows of several results CSVs (several runs or machines); later files win on equal keys."""
     merged = {}
     for path in paths:
-        for row in results.read_rows(path):
+        for row in read_checked(path, **check):
             merged[key(row)] = row
     return list(merged.values())
 
 
 def per_class_key(row):
     return results.row_key(row) + (row['class_index'],)
+
+
+def check_metric(metric, rows):
+    """``KeyError`` for a metric that is not a numeric results column (with the valid ones),
+    ``ValueError`` when no row has a value for it."""
+    if metric not in NUMERIC:
+        from ..config import did_you_mean
+        raise KeyError(f'unknown --metric {metric!r}.{did_you_mean(metric, NUMERIC)} Valid: '
+                       f'{", ".join(NUMERIC)}')
+    if not any(r.get(metric) for r in rows):
+        raise ValueError(f'no result row has a value for {metric} (mIoU_seen, mIoU_unseen and '
+                         f'hIoU are in zero-shot rows only)')
 
 
 def table(rows, metric='mIoU'):
@@ -231,12 +296,18 @@ def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
           reference=REFERENCE_CSV):
     """Write leaderboard.csv/.md, leaderboard.png and per_class.png into ``out_dir`` (and,
     given ``pred_root`` = a bench's ``eval`` folder, one qualitative_<dataset>.png each)."""
+    absent = [str(p) for p in result_csvs if not Path(p).is_file()]
+    if absent:
+        raise FileNotFoundError(f'results file not found: {", ".join(absent)}')
     rows = load(result_csvs)
     if not rows:
         raise FileNotFoundError(f'no result rows in {", ".join(map(str, result_csvs))}')
+    check_metric(metric, rows)
     entries, datasets = write_tables(rows, out_dir, metric, reference)
     plot_bars(entries, datasets, Path(out_dir) / 'leaderboard.png', metric)
-    per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key)
+    per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key,
+                     required=REQUIRED[:-1] + ['class_index', 'IoU'],
+                     numeric=PER_CLASS_NUMERIC)
     plot_heatmap(per_class, Path(out_dir) / 'per_class.png')
     if pred_root and Path(pred_root).is_dir():
         for dataset in datasets:

@@ -16,7 +16,8 @@ KEY_FIELDS = ['method', 'backbone', 'pretrained', 'train_data', 'dataset', 'sett
 METRIC_FIELDS = ['mIoU', 'mAcc', 'aAcc', 'mIoU_seen', 'mIoU_unseen', 'hIoU']
 PROTOCOL_FIELDS = ['protocol', 'short_side', 'mode', 'crop', 'stride', 'templates',
                    'logit_scale', 'bg_threshold', 'area_threshold', 'postprocess',
-                   'precision']
+                   'precision', 'vocabulary', 'max_long_side', 'window_pad', 'pad_multiple',
+                   'synonym_merge', 'bg_rule', 'pamr_steps', 'pamr_dilations']
 COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
                'images_per_s', 'peak_mem_mb', 'device']
 PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']
@@ -33,18 +34,42 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-def _write_atomic(path, fields, rows):
+def _replace_with(path, write):
+    """Write a file whole through ``write(f)`` on a temporary text file beside ``path``,
+    flushed to disk, then renamed over ``path``: readers see the old file or the new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     with os.fdopen(fd, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
-        writer.writeheader()
-        writer.writerows(rows)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the results from other users
     os.replace(tmp, path)
+
+
+def _write_atomic(path, fields, rows):
+    def write(f):
+        writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
+        writer.writeheader()
+        writer.writerows(rows)
+    _replace_with(path, write)
+
+
+def write_text_atomic(path, text):
+    _replace_with(path, lambda f: f.write(text))
+
+
+def check_writable(path):
+    """``PermissionError`` naming the folder if a results file cannot be written at ``path``
+    (checked before an evaluation, not after it)."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as err:
+        raise PermissionError(f'cannot write results into {folder} ({err.strerror}); choose '
+                              f'a writable folder (--out / --work-dir / --out-dir)') from None
 
 
 def cell_key(cfg, dataset):

@@ -29,8 +29,8 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .. import config as C
-from ..registry import (METHODS, PLUGIN_FILES, freeze_imports, load_plugin_file, load_plugins,
-                        names)
+from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
+                        load_plugins, names)
 from . import results
 
 # Every key a matrix config may hold, with what it is for.
@@ -55,10 +55,18 @@ MATRIX_KEYS = {
 
 
 def check_matrix(matrix):
+    """Keys, and every method and dataset the matrix names, checked before anything runs."""
+    from ..data.catalog import load_dataset_cfg
     C.check_keys({k: v for k, v in matrix.items() if not k.startswith('_')}, MATRIX_KEYS, '')
     for key in ('methods', 'method_configs', 'datasets', 'seeds'):
         if key not in matrix:
             raise KeyError(f'matrix {matrix.filename or ""} has no {key!r} ({MATRIX_KEYS[key]})')
+    load_plugins()
+    named = [] if matrix.methods == 'all' else list(matrix.methods)
+    for method in named + list(matrix.get('exclude', [])):
+        check_name(METHODS, method, f'method (in matrix {matrix.filename or ""})')
+    for dataset in matrix.datasets or ():
+        load_dataset_cfg(dataset)
 
 
 def method_configs(patterns):
@@ -66,7 +74,7 @@ def method_configs(patterns):
     found = {}
     for pattern in [patterns] if isinstance(patterns, str) else patterns:
         for path in sorted(glob.glob(pattern)):
-            method = Config.fromfile(path).get('method', {}).get('type')
+            method = C.read_config_file(path).get('method', {}).get('type')
             if method and path not in found.get(method, []):
                 found.setdefault(method, []).append(path)
     return found
@@ -151,9 +159,22 @@ def parse_only(text):
     for part in filter(None, (text or '').split(',')):
         key, _, value = part.partition('=')
         if key not in results.KEY_FIELDS:
-            raise KeyError(f'--only key {key!r} is not one of {", ".join(results.KEY_FIELDS)}')
+            raise KeyError(f'--only key {key!r} is not one of {", ".join(results.KEY_FIELDS)}.'
+                           f'{C.did_you_mean(key, results.KEY_FIELDS)}')
         only.setdefault(key, []).append(value)
     return only
+
+
+def check_only(only, keys):
+    """``KeyError`` naming the valid values when a ``--only`` pattern matches no cell of the
+    matrix (``keys``: the key dicts of all its cells), instead of "nothing to do"."""
+    for key, patterns in only.items():
+        values = sorted({str(k[key]) for k in keys})
+        for pattern in patterns:
+            if not any(fnmatch.fnmatch(v, pattern) for v in values):
+                raise KeyError(f'--only {key}={pattern} matches no cell of the matrix.'
+                               f'{C.did_you_mean(pattern, values)} Valid {key} values: '
+                               f'{", ".join(values)}')
 
 
 def selected(key, only):
@@ -227,24 +248,51 @@ def is_cached(cfg, weights, say=True):
     if stamp.is_file() and stamp.read_text().strip() == fingerprint(cfg):
         return True
     if say:
-        print(f'{work_dir / weights} comes from another config or backbone: retraining',
-              flush=True)
+        why = ('comes from another config or backbone' if stamp.is_file() else
+               'has no fingerprint.txt (not trained by a bench, or by one older than '
+               'fingerprints written at the start)')
+        print(f'{work_dir / weights} {why}: retraining', flush=True)
+    return False
+
+
+# A training run's outputs: removed before a fresh run of another fingerprint in the same
+# work_dir, so that neither its weights nor its checkpoints pass for the new run's.
+RUN_OUTPUTS = ('head.pt', 'backbone.pt', 'last_checkpoint', 'iter_*.pth', 'train_time_s.txt')
+
+
+def start_or_resume(cfg):
+    """Stamp ``cfg.work_dir`` with ``cfg``'s fingerprint before training; returns whether an
+    interrupted run of the same fingerprint is there to resume (else a fresh run starts, with
+    any other run's outputs removed first)."""
+    from ..engine.trainer import resumable_checkpoint
+    work_dir = Path(cfg.work_dir)
+    stamp_file, stamp = work_dir / 'fingerprint.txt', fingerprint(cfg)
+    same = stamp_file.is_file() and stamp_file.read_text().strip() == stamp
+    resume_from = resumable_checkpoint(work_dir) if same else None
+    if resume_from:
+        print(f'resuming the interrupted training in {work_dir} from {resume_from}', flush=True)
+        return True
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for pattern in RUN_OUTPUTS:
+        for path in work_dir.glob(pattern):
+            path.unlink()
+    results.write_text_atomic(stamp_file, stamp)
     return False
 
 
 def train_and_stamp(cfg, threads=None):
-    """Train ``cfg`` (with ``threads`` CPU threads if given); record its fingerprint and wall
-    time in its work_dir; returns seconds."""
+    """Train ``cfg`` (with ``threads`` CPU threads if given), resuming an interrupted run of
+    the same fingerprint (:func:`start_or_resume`); record its wall time in its work_dir;
+    returns seconds (of this process's part, for a resumed run)."""
     from ..engine.trainer import train
-    stamp = fingerprint(cfg)
+    resume = start_or_resume(cfg)
     if threads:
         cfg = copy.deepcopy(cfg)
         cfg.setdefault('train', {})['cpu_threads'] = threads
     start = time.perf_counter()
-    train(cfg)
+    train(cfg, resume=resume)
     seconds = round(time.perf_counter() - start, 1)
-    (Path(cfg.work_dir) / 'train_time_s.txt').write_text(str(seconds))
-    (Path(cfg.work_dir) / 'fingerprint.txt').write_text(stamp)
+    results.write_text_atomic(Path(cfg.work_dir) / 'train_time_s.txt', str(seconds))
     return seconds
 
 
@@ -351,7 +399,7 @@ def ensure_prerequisites(matrix, trainings):
         from ..data.synthetic import make_synthetic
         spec = matrix.synthetic  # an output folder, or make_synthetic's keyword arguments
         make_synthetic(**spec) if isinstance(spec, dict) else make_synthetic(spec)
-    todo = [Config.fromfile(p) for p in matrix.get('pretrain', [])]
+    todo = [C.read_config_file(p) for p in matrix.get('pretrain', [])]
     todo = [cfg for cfg in todo if not is_cached(cfg, 'backbone.pt')]
     for cfg in todo:
         print(f'pretraining {cfg.filename} (once; cached in {cfg.work_dir})', flush=True)
@@ -366,16 +414,22 @@ def plan_cells(matrix, csv_path, only, force):
     """[(cfg, datasets to evaluate)] for every selected cell not yet in the results."""
     # A finished row counts only if it came from the same cell config (a changed config or
     # protocol reruns the cell and replaces the row).
+    # A row without its per-class rows (written first) is a cell cut short: redone.
+    with_classes = {results.row_key(r)
+                    for r in results.read_rows(Path(csv_path).with_name('per_class.csv'))}
     done = {} if force else {results.row_key(r): r.get('config_hash')
-                             for r in results.read_rows(csv_path)}
-    plan = []
+                             for r in results.read_rows(csv_path)
+                             if results.row_key(r) in with_classes}
+    plan, keys = [], []
     for cfg in cell_configs(matrix):
         cfg_hash = results.config_hash(cfg.to_dict())
-        todo = [d for d in cell_datasets(matrix, cfg)
-                if selected(key := results.cell_key(cfg, d), only)
-                and done.get(results.row_key(key)) != cfg_hash]
+        cell_keys = {d: results.cell_key(cfg, d) for d in cell_datasets(matrix, cfg)}
+        keys += cell_keys.values()
+        todo = [d for d, key in cell_keys.items()
+                if selected(key, only) and done.get(results.row_key(key)) != cfg_hash]
         if todo:
             plan.append((cfg, todo))
+    check_only(only, keys)
     return plan
 
 
@@ -384,11 +438,14 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
 
     ``dry_run``: print the plan (cells, datasets, whether each needs training) and stop."""
     from .speed import torch_threads
-    matrix = Config.fromfile(matrix_path)
+    matrix = C.read_config_file(matrix_path)
     check_matrix(matrix)
     out_dir = Path(out_dir or matrix.out_dir)
     csv_path = out_dir / 'results.csv'
     only = parse_only(only)
+    if not dry_run:
+        plan_cells(matrix, csv_path, only, force)     # a --only matching no cell fails now
+        results.check_writable(csv_path)
     if dry_run:
         plan = plan_cells(matrix, csv_path, only, force)
         for cfg, todo in plan:
@@ -472,5 +529,6 @@ def evaluate_cell(matrix, out_dir, cfg, todo, train_s, progress):
             failures.append((method, dataset, e))
             progress.evaluated(time.perf_counter() - start)
             progress.say(f'{method} x {dataset}: FAILED: {e!r}')
-            traceback.print_exc()
+            if not isinstance(e, (KeyError, OSError, ValueError)):   # not bad input: a bug
+                traceback.print_exc()
     return failures

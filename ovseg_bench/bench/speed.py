@@ -386,10 +386,12 @@ def synthetic_train_batch(head, size, batch, pipeline=(), seed=0):
                                       mode='nearest')[:, 0].long()
         elif view == 'mask':
             out[view] = torch.rand(batch, grid, grid, generator=g) < 0.5
+        elif view == 'image_id':
+            out[view] = torch.arange(batch)          # every item its own image
         else:
             raise KeyError(f'no synthetic {view!r} view (known: images, captions, '
                            f'global_crops, local_crops, crop_boxes, crop_flips, superpixels, '
-                           f'gt_seg, mask)')
+                           f'gt_seg, mask, image_id)')
     return out
 
 
@@ -592,8 +594,7 @@ class SpeedRun:
         ``F.scaled_dot_product_attention`` vs the explicit matmul-softmax."""
         from ..backbones._vit import variant_attention
         bb = build_backbone(backbone, self.device)
-        blk = bb._blocks()[-1]
-        heads, width = bb._num_heads(blk), bb.width
+        heads, width = bb.num_heads, bb.width
         tokens = 1 + (size // bb.patch_size) ** 2
         g = torch.Generator().manual_seed(0)
         q, k, v = (torch.randn(self.batch, tokens, width, generator=g).to(self.device)

@@ -1,8 +1,9 @@
 """Named dataset configs: ``configs/_base_/datasets/<name>.py`` (preparation: docs/datasets/)."""
-import difflib
 from pathlib import Path
 
 from mmengine.config import Config
+
+from ..config import did_you_mean
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
 DATASET_DIR = CONFIG_ROOT / '_base_' / 'datasets'
@@ -17,9 +18,8 @@ def load_dataset_cfg(name, root=None):
     path = DATASET_DIR / f'{name}.py'
     if not path.is_file():
         valid = dataset_names()
-        close = difflib.get_close_matches(name, valid, n=3)
-        hint = f' Did you mean {", ".join(close)}?' if close else ''
-        raise KeyError(f'unknown dataset {name!r}.{hint} Valid: {", ".join(valid)}')
+        raise KeyError(f'unknown dataset {name!r}.{did_you_mean(name, valid)} '
+                       f'Valid: {", ".join(valid)}')
     ds = Config.fromfile(str(path)).dataset.to_dict()
     if root is not None:
         ds['root'] = str(root)

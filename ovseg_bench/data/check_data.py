@@ -7,7 +7,8 @@ For each dataset found under the root (or named), and each split, it checks:
 * the image count against the official split (a warning: a partial copy is fine for a smoke
   test; an error with ``strict``);
 * every mask (or ``sample`` of them): a single-channel PNG, values within the dataset's
-  labels (0..N-1 and 255), the same size as its image.
+  labels (0..N-1 and 255), the same size as its image, which is decoded whole (a truncated
+  or damaged image is reported).
 
 The val split is the one the benchmark evaluates, so a missing val split is an error; a
 missing train split is only noted (it is needed to train, not to evaluate).
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .prepare import LAYOUTS, SPLITS, VOID, resolve_name
+from .prepare import LAYOUTS, SPLITS, resolve_name
 
 SHOWN_PER_KIND = 5          # problems of one kind listed per split before "... and N more"
 PROGRESS_EVERY = 2000       # masks read between progress lines
@@ -135,8 +136,8 @@ def check_split(layout, root, split, sample=None, progress=None):
             f'{result.images} images; the official {split} split has {official} (a partial '
             f'copy: fine for smoke tests, not for reported numbers)')
 
-    valid = np.zeros(256, bool)
-    valid[:layout.num_labels] = valid[VOID] = True
+    valid = np.zeros(max(256, layout.void + 1), bool)
+    valid[:layout.num_labels] = valid[layout.void] = True
     readable = [(img, mask) for _, img, mask in pairs if img.is_file() and mask.is_file()]
     to_read = _sampled(readable, sample)
     for i, (img, mask) in enumerate(to_read, 1):
@@ -151,7 +152,8 @@ def _check_mask(result, layout, img, mask, valid, fix):
     try:
         with Image.open(mask) as m:
             mode, size = m.mode, m.size
-            labels = np.asarray(m) if mode in ('L', 'P') else None
+            wide = layout.void > 255 and mode.startswith('I;16')  # the 16-bit layouts
+            labels = np.asarray(m) if mode in ('L', 'P') or wide else None
     except (OSError, SyntaxError, ValueError) as err:
         result.error('unreadable mask', f'cannot read mask {mask} ({err}); {fix}')
         return
@@ -162,11 +164,12 @@ def _check_mask(result, layout, img, mask, valid, fix):
     bad = np.unique(labels[~valid[labels]])
     if bad.size:
         result.error('label values', f'mask {mask} has values {bad.tolist()[:10]} outside '
-                                     f'0..{layout.num_labels - 1} and {VOID} ({layout.name} '
-                                     f'labels): not a converted mask; {fix}')
+                                     f'0..{layout.num_labels - 1} and {layout.void} '
+                                     f'({layout.name} labels): not a converted mask; {fix}')
     try:
-        with Image.open(img) as im:         # reads the header only
+        with Image.open(img) as im:
             img_size = im.size
+            im.load()          # decodes every byte: a truncated JPEG fails here, not in `test`
     except (OSError, SyntaxError, ValueError) as err:
         result.error('unreadable image', f'cannot read image {img} ({err}); {fix}')
         return

@@ -6,12 +6,19 @@ override only ``METAINFO``, so they are read by exactly the code that reads the 
 here checks its files before loading (:func:`check_layout`) and fails with a
 ``FileNotFoundError`` naming the expected layout and the command that prepares it.
 """
+import os
 import os.path as osp
+import re
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 from mmseg.datasets import (ADE20KDataset, BaseSegDataset, COCOStuffDataset,
                             PascalContextDataset, PascalContextDataset59, PascalVOCDataset)
-from mmseg.registry import DATASETS
+from mmcv.transforms import BaseTransform, LoadImageFromFile
+from mmseg.datasets.transforms import LoadAnnotations
+from mmseg.registry import DATASETS, TRANSFORMS
 
 from .synthetic import view_classes, voc_colormap
 
@@ -34,6 +41,17 @@ COCO_OBJECT_LAYOUT = """coco_stuff164k/
   images/{{train2017,val2017}}/<id>.jpg
   annotations/{{train2017,val2017}}/<id>_instanceTrainIds.png
       uint8: 0 background, 1..80 things, 255 ignore"""
+CITYSCAPES_LAYOUT = """cityscapes/
+  leftImg8bit/{{train,val}}/<city>_<seq>_<frame>_leftImg8bit.png
+  gtFine/{{train,val}}/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
+      uint8: 0..{n} train ids, 255 every other label"""
+CONTEXT459_LAYOUT = """VOCdevkit/VOC2010/
+  JPEGImages/<name>.jpg
+  annotations_detectron2/pc459_{{train,val}}/<name>.tif   uint16: 0..458 classes, 65535 ignore
+  ImageSets/SegmentationContext/{{train,val}}.txt      one <name> per line"""
+ADE847_LAYOUT = """ADE20K_2021_17_01/
+  images_detectron2/{{training,validation}}/<name>.jpg
+  annotations_detectron2/{{training,validation}}/<name>.tif   uint16: 0..846, 65535 ignore"""
 ADE_LAYOUT = """ADEChallengeData2016/
   images/{{training,validation}}/ADE_{{train,val}}_<8 digits>.jpg
   annotations/{{training,validation}}/ADE_{{train,val}}_<8 digits>.png
@@ -46,6 +64,7 @@ NATIVE = {
     'PascalContextDataset59': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context59'),
     'COCOStuffDataset': ('coco_stuff164k', COCO_STUFF_LAYOUT.format(n=170), 'coco_stuff171'),
     'ADE20KDataset': ('ADEChallengeData2016', ADE_LAYOUT.format(n=150), 'ade150'),
+    'CityscapesDataset': ('cityscapes', CITYSCAPES_LAYOUT.format(n=18), 'cityscapes'),
 }
 
 
@@ -76,6 +95,13 @@ def check_layout(data_root, data_prefix, ann_file='', layout='', prepare='', nam
             f'{name}: missing {"; ".join(missing)}.\n'
             f'Expected layout:\n{layout}\n'
             f'Prepare it with: {prepare}')
+    img_dir = (data_prefix or {}).get('img_path')
+    if ann_file and not any(line.strip() for line in open(ann_file)):
+        raise ValueError(f'{name}: the split file {ann_file} lists no image; prepare it again: '
+                         f'{prepare}')
+    if not ann_file and img_dir and not any(os.scandir(img_dir)):
+        raise ValueError(f'{name}: the image folder {img_dir} is empty; prepare it again: '
+                         f'{prepare}')
 
 
 class LayoutCheck:
@@ -117,6 +143,57 @@ def check_dataset_cfg(cfg, prepare=None):
 def _meta(view):
     classes = view_classes(view)
     return dict(classes=classes, palette=voc_colormap(len(classes)).tolist())
+
+
+# ---------------------------------------------------------------- checked loading
+FIX = 'check the data root with `ovseg-bench check-data ROOT`'
+
+
+def _reason(err):
+    """An image decoder's error without its in-memory object names."""
+    if isinstance(err, AssertionError):
+        return 'not a decodable image'
+    return re.sub(r' ?<_io\.BytesIO object at 0x[0-9a-f]+>', '', str(err)) or type(err).__name__
+
+
+@TRANSFORMS.register_module()
+class LoadImageChecked(LoadImageFromFile):
+    """mmcv's ``LoadImageFromFile``; a missing or undecodable image fails in one line naming
+    it (in a DataLoader worker the message would otherwise be a whole traceback)."""
+
+    def transform(self, results):
+        path = results['img_path']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'image {path} not found (listed in the split); {FIX}')
+        try:
+            return super().transform(results)
+        except (AssertionError, OSError, ValueError) as err:
+            raise ValueError(f'cannot read image {path} ({_reason(err)}); {FIX}') from None
+
+
+@TRANSFORMS.register_module()
+class LoadAnnotationsChecked(LoadAnnotations):
+    """mmseg's ``LoadAnnotations`` for evaluation: a missing or unreadable mask, a colour
+    (RGB) mask and a mask of another size than its image fail in one line naming the files."""
+
+    def transform(self, results):
+        path = results['seg_map_path']
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'mask {path} not found; {FIX}')
+        try:
+            results = super().transform(results)
+        except (AttributeError, OSError, ValueError) as err:
+            raise ValueError(f'cannot read mask {path} ({_reason(err)}); {FIX}') from None
+        seg = results['gt_seg_map']
+        if seg.ndim != 2:
+            raise ValueError(f'mask {path} has {seg.shape[-1]} channels: a colour-coded mask, not '
+                             f'a single-channel label PNG; convert it (ovseg-bench prepare)')
+        size = tuple(results.get('ori_shape') or seg.shape)
+        if seg.shape != size:
+            raise ValueError(f'mask {path} is {seg.shape[1]}x{seg.shape[0]} but its image '
+                             f'{results["img_path"]} is {size[1]}x{size[0]}: not this image\'s '
+                             f'mask; {FIX}')
+        return results
 
 
 # ---------------------------------------------------------------- synthetic views
@@ -197,6 +274,51 @@ class COCOObjectDataset(LayoutCheck, BaseSegDataset):
                  reduce_zero_label=False, **kwargs):
         super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
                          reduce_zero_label=reduce_zero_label, **kwargs)
+
+
+# ---------------------------------------------------------------- large vocabularies
+@TRANSFORMS.register_module()
+class LoadWideAnnotations(BaseTransform):
+    """Load a 16-bit mask as it is (mmseg's ``LoadAnnotations`` casts masks to uint8, which
+    would wrap the classes past 255 of the 459/847-class layouts and their 65535 ignore)."""
+
+    def transform(self, results):
+        with Image.open(results['seg_map_path']) as mask:
+            results['gt_seg_map'] = np.asarray(mask).astype(np.uint16)
+        results.setdefault('seg_fields', []).append('gt_seg_map')
+        return results
+
+
+def _names(vocabulary):
+    from ..text import load_vocabulary
+    return tuple(syns[0] for syns in load_vocabulary(vocabulary))
+
+
+class _WideDataset(LayoutCheck, BaseSegDataset):
+    """16-bit ``.tif`` masks, every class scored, 65535 ignored (the dataset config sets the
+    metric's ``ignore_index`` and the ``LoadWideAnnotations`` loader)."""
+
+    def __init__(self, img_suffix='.jpg', seg_map_suffix='.tif', reduce_zero_label=False,
+                 **kwargs):
+        super().__init__(img_suffix=img_suffix, seg_map_suffix=seg_map_suffix,
+                         reduce_zero_label=reduce_zero_label, **kwargs)
+
+
+@DATASETS.register_module()
+class PascalContext459Dataset(_WideDataset):
+    """Pascal Context with all 459 classes (``prepare context459``), as MaskFormer's converter
+    writes it and ProxyCLIP's harness reads it."""
+    METAINFO = dict(classes=_names('context459'))
+    SUBDIR, PREPARE_NAME = 'VOCdevkit/VOC2010', 'context459'
+    LAYOUT = CONTEXT459_LAYOUT
+
+
+@DATASETS.register_module()
+class ADE20K847Dataset(_WideDataset):
+    """ADE20K-Full, 847 classes (``prepare ade847``), in MaskFormer's layout."""
+    METAINFO = dict(classes=_names('ade847'))
+    SUBDIR, PREPARE_NAME = 'ADE20K_2021_17_01', 'ade847'
+    LAYOUT = ADE847_LAYOUT
 
 
 # ---------------------------------------------------------------- named splits

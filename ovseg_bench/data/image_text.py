@@ -49,6 +49,16 @@ def _warn(msg):
     print_log(msg, logger='current', level=logging.WARNING)
 
 
+def read_json(path):
+    """A JSON file; ``ValueError`` naming it when it is not valid JSON."""
+    with open(path, encoding='utf-8') as f:
+        try:
+            return json.load(f)
+        except ValueError as err:
+            raise ValueError(f'{path} is not valid JSON ({err}); download or extract it '
+                             f'again') from None
+
+
 def read_rgb(source):
     """HWC uint8 RGB array from a path or bytes; raises on a missing or corrupt file."""
     with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as im:
@@ -137,8 +147,10 @@ class ImageTextDataset(torch.utils.data.Dataset):
                 continue
             item['skipped_images'] = skipped
             return item
-        raise RuntimeError(f'{type(self).__name__}: {len(skipped)} unreadable images in a row '
-                           f'from index {index} ({self.image_path(index)}); see the warnings')
+        first = skipped[0] if skipped else self.image_path(index)
+        raise ValueError(f'{type(self).__name__}: {len(skipped)} unreadable images in a row '
+                         f'(the first {first}: {self.skipped.get(first, "dropped")}); are the '
+                         f'images of {self.source} where it says, and whole?')
 
     def prepare(self, index, img):
         captions = self.captions(index)
@@ -172,8 +184,14 @@ class CocoCaptionDataset(ImageTextDataset):
         if not self.ann_file.is_file():
             raise FileNotFoundError(f'COCO captions file not found: {self.ann_file}')
         from pycocotools.coco import COCO
+        data = read_json(self.ann_file)
+        if not isinstance(data, dict) or not isinstance(data.get('annotations', []), list):
+            raise ValueError(f'{self.ann_file} is not a COCO captions file (expected '
+                             f'{{"images": [...], "annotations": [{{"image_id", "caption"}}]}})')
+        coco = COCO()
+        coco.dataset = data
         with redirect_stdout(io.StringIO()):        # pycocotools prints progress
-            coco = COCO(str(self.ann_file))
+            coco.createIndex()
         if not coco.dataset.get('images'):
             raise ValueError(f'COCO captions file {self.ann_file} lists no images')
         self._classes = {}
@@ -240,16 +258,14 @@ class KarpathyCaptionDataset(ImageTextDataset):
             return set()
         if not self.exclude_ann_file.is_file():
             raise FileNotFoundError(f'exclude_ann_file not found: {self.exclude_ann_file}')
-        with open(self.exclude_ann_file, encoding='utf-8') as f:
-            return {img['id'] for img in json.load(f).get('images', ())}
+        return {img['id'] for img in read_json(self.exclude_ann_file).get('images', ())}
 
     def load_records(self):
         if not self.ann_file.is_file():
             raise FileNotFoundError(
                 f'Karpathy split file not found: {self.ann_file} (dataset_coco.json from '
                 f'caption_datasets.zip, see docs/datasets/README.md)')
-        with open(self.ann_file, encoding='utf-8') as f:
-            data = json.load(f)
+        data = read_json(self.ann_file)
         images = data.get('images') if isinstance(data, dict) else None
         if not images or not isinstance(images, list):
             raise ValueError(f'{self.ann_file} lists no images (expected Karpathy\'s format: '

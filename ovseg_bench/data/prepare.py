@@ -8,6 +8,9 @@ One converter per dataset family, named as on the command line (:data:`PREPARERS
 ``coco-object``  COCO-Object, background + 80 things, from the instance annotations
                  (coco_object)
 ``ade20k``       ADE20K SceneParsing, ADEChallengeData2016 (ade150)
+``cityscapes``   Cityscapes, 19 train ids (cityscapes; prepare_cityscapes.py)
+``context459``   Pascal Context with all 459 classes, 16-bit (context459; prepare_large_vocab.py)
+``ade847``       ADE20K-Full, 847 classes, 16-bit (ade847; prepare_large_vocab.py)
 
 The dataset config names (``voc21``, ``context59``, ...) are accepted too
 (:func:`resolve_name`), so the ``Prepare it with:`` hints of the dataset classes run as
@@ -54,6 +57,7 @@ class Layout:
     split_file: str = ''    # set when a file lists the split's images (one name per line)
     split_dirs: dict = field(default_factory=lambda: {s: s for s in SPLITS})
     img_suffix: str = '.jpg'
+    void: int = VOID        # the ignore value (65535 in the 16-bit layouts of 459/847 classes)
 
     def _path(self, root, template, split):
         return Path(root) / self.subdir / template.format(split=self.split_dirs[split])
@@ -411,14 +415,17 @@ def _context_splits_from_json(path):
     return splits
 
 
-def prepare_context(src, out, splits=None, force=False, log=print):
+def prepare_context(src, out, splits=None, force=False, log=print, layout=None,
+                    convert=convert_context_mask):
     """PASCAL VOC 2010 images + PASCAL-Context ``trainval/<name>.mat`` label maps ->
     ``OUT/VOCdevkit/VOC2010`` (``SegmentationClassContext``, 0 background + 59 classes).
 
     The split is the Detail API's (``trainval_merged.json``, as mmseg's converter reads it)
     when that file is in RAW, else VOC 2010's ``ImageSets/Main/{train,val}.txt`` (4998 /
-    5105 images, the sizes of the Context splits; check-data compares them)."""
-    layout = LAYOUTS['context']
+    5105 images, the sizes of the Context splits; check-data compares them).
+    ``layout`` and ``convert`` (mat path, mask path, force) serve other label sets of the same
+    files (Pascal Context 459, prepare_large_vocab.py)."""
+    layout = layout or LAYOUTS['context']
     raw = _find_root(src, ['VOCdevkit/VOC2010', 'VOC2010', '.'], ['JPEGImages'], layout)
     src = Path(src)
     mat_dirs = [src / 'trainval', src / 'trainval/trainval', raw / 'trainval',
@@ -447,7 +454,7 @@ def prepare_context(src, out, splits=None, force=False, log=print):
         progress = Progress(f'context {split}', len(names), log)
         for name, img, mat in zip(names, images, mats):
             wrote = link_or_copy(img, layout.images(out, split) / img.name, force)
-            wrote |= convert_context_mask(mat, layout.masks(out, split) / f'{name}.png', force)
+            wrote |= convert(mat, layout.masks(out, split) / f'{name}{layout.mask_suffix}', force)
             progress.step(wrote)
         _write_list(names, layout.list_file(out, split))
         progress.finish(layout.official[split], Path(out) / layout.subdir)
@@ -608,6 +615,13 @@ PREPARERS = {'voc': prepare_voc, 'context': prepare_context, 'coco-stuff': prepa
              'coco-object': prepare_coco_object, 'ade20k': prepare_ade20k}
 
 
+def _register(layout, preparer):
+    """Add a dataset family converted in a module of its own."""
+    LAYOUTS[layout.name] = layout
+    PREPARERS[layout.name] = preparer
+    ALIASES.update({config: layout.name for config in layout.configs})
+
+
 def prepare(name, src, out, splits=None, force=False, log=print):
     """Prepare dataset ``name`` (a layout or dataset config name) from the official files in
     ``src`` into ``out``; ``splits``: a subset of ('train', 'val'), default every split the
@@ -636,3 +650,10 @@ def main_prepare(name, src, out, splits=None, force=False, log=_log):
         f'{", ".join(layout.configs)}; check it with: ovseg-bench check-data {out} '
         f'--dataset {layout.name}')
     return 0
+
+
+from . import prepare_cityscapes, prepare_large_vocab  # noqa: E402  (they use the helpers above)
+
+_register(prepare_cityscapes.LAYOUT, prepare_cityscapes.prepare_cityscapes)
+_register(prepare_large_vocab.CONTEXT459, prepare_large_vocab.prepare_context459)
+_register(prepare_large_vocab.ADE847, prepare_large_vocab.prepare_ade847)

@@ -16,10 +16,12 @@ from mmengine.runner import Runner
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ..bench import results
+from ..checkpoint import CheckpointError, load as load_checkpoint
+from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor, resolve_protocol
-from ..text import load_vocabulary
+from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 
@@ -33,12 +35,13 @@ def peak_memory_mb():
 
 
 def test_pipeline(protocol):
-    short = protocol['short_side']
     return [
-        dict(type='LoadImageFromFile'),
-        # Short side to ``short``; the long side is left free (its bound never binds).
-        dict(type='Resize', scale=(short * 16, short), keep_ratio=True),
-        dict(type='LoadAnnotations'),  # after Resize: the ground truth keeps its size
+        dict(type='LoadImageChecked'),    # mmcv's, with one-line errors naming the file
+        # mmseg's keep-ratio resize: short side to ``short_side``, long side at most
+        # ``max_long_side``, whichever binds first (the official harnesses' (2048, S)).
+        dict(type='Resize', scale=(protocol['max_long_side'], protocol['short_side']),
+             keep_ratio=True),
+        dict(type='LoadAnnotationsChecked'),  # after Resize: the ground truth keeps its size
         dict(type='PackSegInputs'),
     ]
 
@@ -60,7 +63,15 @@ def eval_dataloader_cfg(ds, protocol):
         batch_size=protocol['batch_size'], num_workers=protocol['num_workers'],
         pin_memory=pin_memory_enabled(protocol), persistent_workers=False,
         sampler=dict(type='DefaultSampler', shuffle=False),
-        dataset=split_cfg(ds, 'eval', test_pipeline(protocol)))
+        dataset=split_cfg(ds, 'eval', with_mask_loader(test_pipeline(protocol), ds)))
+
+
+def with_mask_loader(pipeline, ds):
+    """The pipeline with the dataset config's mask loader (``load_annotations``: the 16-bit
+    loader of the 459/847-class layouts) in place of the 8-bit ``LoadAnnotationsChecked``."""
+    loader = ds.get('load_annotations')
+    return [dict(loader) if loader and t['type'] == 'LoadAnnotationsChecked' else t
+            for t in pipeline]
 
 
 def load_head(cfg, checkpoint=None):
@@ -78,10 +89,45 @@ def load_head(cfg, checkpoint=None):
         backbone = build(BACKBONES, cfg['backbone'])
     head = build(METHODS, cfg['method'], backbone=backbone)
     if path is not None:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-        head.load_state_dict(state.get('state_dict', state))
-        logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+        load_head_weights(head, path)
     return head
+
+
+def load_head_weights(head, path):
+    """Load a head checkpoint (``head.pt``, or an mmengine ``iter_N.pth`` of the same method)
+    into ``head``; one-line errors for an unsafe, damaged or foreign file."""
+    what = 'head checkpoint (--checkpoint)'
+    state = load_checkpoint(path, what)
+    if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
+        state = state['state_dict']      # an mmengine checkpoint: the TrainModel's keys
+        state = {k[len('head.'):] if k.startswith('head.') else k: v for k, v in state.items()}
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f'{what} {path} holds no state dict of tensors '
+                              f'({type(state).__name__})')
+    own = head.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [k for k in own if k in state and state[k].shape != own[k].shape]
+    if missing or unexpected or shapes:
+        parts = [f'{len(v)} {t} ({", ".join(v[:3])}{", ..." if len(v) > 3 else ""})'
+                 for t, v in (('missing keys', missing), ('unexpected keys', unexpected),
+                              ('shape mismatches', shapes)) if v]
+        hint = ('Is it the head.pt of another method or config?' if any(
+            k.startswith('backbone.') for k in state) else 'It holds no backbone.* keys: a '
+            'backbone.pt or CLIP checkpoint? Give that as backbone.pretrained instead.')
+        raise CheckpointError(f'{what} {path} does not fit {type(head).__name__} on this '
+                              f'backbone: {"; ".join(parts)}. {hint}')
+    head.load_state_dict(state)
+    logging.getLogger(__name__).info('%s: weights from %s', type(head).__name__, path)
+
+
+def untrained_row(cfg, head_given=False, checkpoint=None):
+    """Whether ``cfg`` trains its head (a trainable method with ``train_data``) but it is
+    evaluated without trained weights: its row is then keyed ``train_data=none``."""
+    from ..registry import check_name
+    check_name(METHODS, cfg['method']['type'], 'method')
+    trainable = METHODS.get(cfg['method']['type']).trainable
+    return trainable and bool(cfg.get('train_data')) and not head_given and not checkpoint
 
 
 def count_params(module):
@@ -91,25 +137,34 @@ def count_params(module):
 
 
 def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
-             results_csv=None, extra=None, save_first=0):
+             results_csv=None, extra=None, save_first=0, save_pred=None):
     """Evaluate ``cfg``'s method on the named ``dataset``; returns the result row (a dict).
 
     ``head`` may be passed to reuse an already built (e.g. just trained) head. With
     ``results_csv`` the row is appended there and the per-class rows beside it
-    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``.
+    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``, or
+    with ``save_pred`` every prediction in ``save_pred/<dataset>/<image stem>.png``.
     """
-    cfg = cfg if isinstance(cfg, Config) else Config.fromfile(cfg)
+    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    check_keys(cfg, TOP_LEVEL_KEYS)
+    if results_csv:
+        results.check_writable(results_csv)
     protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
-    vocabulary = load_vocabulary(ds['vocabulary'])
+    vocab_label, vocabulary = select_vocabulary(ds['vocabulary'], dataset,
+                                                protocol['vocabularies'])
+    untrained = untrained_row(cfg, head_given=head is not None, checkpoint=checkpoint)
     head = head if head is not None else load_head(cfg, checkpoint)
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
     unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
     runner = Runner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
-        test_evaluator=dict(type='OVIoUMetric', unseen_classes=unseen, save_first=save_first,
-                            save_dir=str(Path(work_dir) / 'predictions')),
+        test_evaluator=dict(
+            type='OVIoUMetric', unseen_classes=unseen, ignore_index=ds.get('ignore_index', 255),
+            save_first=float('inf') if save_pred else save_first,
+            save_dir=str(Path(save_pred) / dataset if save_pred
+                         else Path(work_dir) / 'predictions')),
         test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
@@ -117,7 +172,7 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):
-        raise ValueError(f'vocabulary {ds["vocabulary"]!r} has {len(vocabulary)} classes but '
+        raise ValueError(f'vocabulary {vocab_label} has {len(vocabulary)} classes but '
                          f'dataset {dataset!r} has {n_classes}')
     if torch.cuda.is_available():
         model.cuda()
@@ -129,17 +184,22 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     n_images = len(runner.test_dataloader.dataset)
     trainable, total = count_params(head)
     peak = peak_memory_mb()
+    key = results.cell_key(cfg, dataset)
+    if untrained:
+        key['train_data'] = 'none'      # not the trained cell's row: these weights saw none
     row = dict(
-        **results.cell_key(cfg, dataset),
+        **key,
         **{k: round(v, 2) for k, v in metrics.items()},
-        protocol=protocol['name'], **{k: protocol[k] for k in results.PROTOCOL_FIELDS[1:]},
+        protocol=protocol['name'], vocabulary=vocab_label,
+        **{k: protocol[k] for k in results.PROTOCOL_FIELDS if k in protocol},
         params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),
         images_per_s=round(n_images / seconds, 2), peak_mem_mb=round(peak, 1),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
         git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
         timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
     if results_csv:
-        results.append_rows(results_csv, [row])
+        # Per-class rows first: the summary row, written last, marks a finished cell (a kill
+        # in between leaves no row, so the runner redoes the cell and replaces these).
         keys = {k: row[k] for k in results.KEY_FIELDS}
         per_class = [dict(keys, class_index=c['index'], class_name=c['name'], split=c['split'],
                           IoU=round(c['IoU'], 2), Acc=round(c['Acc'], 2),
@@ -147,5 +207,6 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
                      for c in metric.per_class]
         results.append_rows(Path(results_csv).with_name('per_class.csv'), per_class,
                             results.PER_CLASS_FIELDS)
+        results.append_rows(results_csv, [row])
         logging.getLogger(__name__).info('wrote %s', results_csv)
     return row

@@ -2,11 +2,12 @@
 import json
 import os
 import time
+from collections import deque
 from pathlib import Path
 
 import torch
 from mmengine.dist import all_reduce, get_world_size, is_main_process
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
@@ -107,11 +108,49 @@ class SkippedImagesHook(Hook):
             runner.logger.info('no unreadable images were met during training')
 
 
+def replace_durably(tmp, path):
+    """``os.replace(tmp, path)`` after flushing ``tmp`` to disk, then the folder entry."""
+    with open(tmp, 'rb+') as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fd = os.open(Path(path).parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _save_atomic(obj, path):
     path = Path(path)
     tmp = path.with_suffix(path.suffix + '.tmp')
     torch.save(obj, tmp)
-    os.replace(tmp, path)
+    replace_durably(tmp, path)
+
+
+@HOOKS.register_module()
+class SafeCheckpointHook(CheckpointHook):
+    """mmengine's ``CheckpointHook``, deleting the checkpoints beyond ``max_keep_ckpts``
+    only after the new one is written (mmengine deletes first: with one kept, a kill during
+    the write left nothing to resume from)."""
+
+    def _save_checkpoint_with_step(self, runner, step, meta):
+        keep = self.max_keep_ckpts
+        if keep <= 0:
+            return super()._save_checkpoint_with_step(runner, step, meta)
+        kept = list(self.keep_ckpt_ids)
+        if not kept or kept[-1] != step:
+            kept.append(step)
+        stale, kept = kept[:-keep], kept[-keep:]
+        runner.message_hub.update_info('keep_ckpt_ids', kept)   # saved in the checkpoint
+        self.max_keep_ckpts = 0           # mmengine's save without its early deletion
+        try:
+            super()._save_checkpoint_with_step(runner, step, meta)
+        finally:
+            self.max_keep_ckpts = keep
+        self.keep_ckpt_ids = deque(kept, keep)
+        if is_main_process():
+            for old in stale:
+                Path(self.out_dir, self.filename_tmpl.format(old)).unlink(missing_ok=True)
 
 
 def export_weights(head, work_dir):

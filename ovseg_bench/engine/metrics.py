@@ -1,4 +1,5 @@
 """mmseg's IoU metric, plus per-class results and the generalized zero-shot summary."""
+import math
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,10 @@ from mmseg.registry import METRICS
 
 
 def harmonic_mean(a, b):
+    """hIoU of mIoU(seen) ``a`` and mIoU(unseen) ``b``: NaN when either is undefined (NaN: no
+    class of that subset in the ground truth or the predictions), 0 when both are 0."""
+    if math.isnan(a) or math.isnan(b):
+        return float('nan')
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
 
 
@@ -32,18 +37,44 @@ class OVIoUMetric(IoUMetric):
         self.unseen_classes = list(unseen_classes)
         self.save_dir, self.save_first, self.saved = save_dir, save_first, 0
         self.per_class = []
+        self.out_of_range = []   # (mask path, pixels, values) of labels the metric would drop
 
     def process(self, data_batch, data_samples):
+        num_classes = len(self.dataset_meta['classes'])
+        for sample in data_samples:
+            gt = sample['gt_sem_seg']['data']
+            bad = (gt != self.ignore_index) & ((gt >= num_classes) | (gt < 0))
+            if bad.any():
+                self.out_of_range.append((sample.get('seg_map_path', sample.get('img_path')),
+                                          int(bad.sum()), gt[bad].unique()[:5].tolist()))
         super().process(data_batch, data_samples)
         for sample in data_samples:
             if self.save_dir is None or self.saved >= self.save_first:
                 return
-            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy().astype(np.uint8)
+            pred = sample['pred_sem_seg']['data'].squeeze().cpu().numpy()
+            # uint8 as the datasets' masks; 16-bit where classes run past 254 (ADE-847, PC-459)
+            wide = len(self.dataset_meta['classes']) > 254
+            pred = pred.astype(np.uint16 if wide else np.uint8)
             Path(self.save_dir).mkdir(parents=True, exist_ok=True)
             Image.fromarray(pred).save(Path(self.save_dir) / f'{Path(sample["img_path"]).stem}.png')
             self.saved += 1
 
+    def check_labels(self, n_images):
+        """``ValueError`` naming the masks with labels outside the dataset's range (mmseg's
+        metric drops those pixels without a word, which moves the score)."""
+        if not self.out_of_range:
+            return
+        path, pixels, values = self.out_of_range[0]
+        total = sum(n for _, n, _ in self.out_of_range)
+        raise ValueError(
+            f'{len(self.out_of_range)} of {n_images} ground-truth masks hold labels outside '
+            f'0..{len(self.dataset_meta["classes"]) - 1} and {self.ignore_index} ({total} '
+            f'pixels the metric would drop), e.g. {path} (values {values}): not masks of '
+            f'this dataset\'s labels; convert them again (ovseg-bench prepare) and check them '
+            f'with ovseg-bench check-data')
+
     def compute_metrics(self, results):
+        self.check_labels(len(results))
         inter, union, pred_area, label_area = (
             torch.stack([torch.as_tensor(r[i]) for r in results]).sum(0).double()
             for i in range(4))

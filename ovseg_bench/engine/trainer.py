@@ -14,9 +14,11 @@ naming the nearest valid one)::
     zeroshot   = dict(ann_file=..., img_dir=...)   # optional, run at the end
 
 :func:`train` turns it into Runner arguments: AdamW over the trainable parameters only (the
-backbone's at ``lr * backbone_lr_mult``; 1-d tensors -- biases, norms, the temperature --
-without weight decay), linear warm-up then cosine to 0, gradient clipping, bf16 autocast when
-CUDA is available, an iteration-based loop, checkpoints every ``checkpoint_interval`` and at
+backbone's at ``lr * backbone_lr_mult``; parameters whose name contains a key of
+``custom_keys`` at that key's ``lr_mult`` / ``decay_mult``; those matching ``frozen`` not
+trained at all; 1-d tensors -- biases, norms, the temperature -- without weight decay),
+linear warm-up then cosine to 0, gradient clipping, bf16 autocast when CUDA is available
+(``precision``), an iteration-based loop, checkpoints every ``checkpoint_interval`` and at
 the end, text and JSON logs with every loss term, a NaN/inf guard, and at the end
 ``work_dir/backbone.pt`` + ``work_dir/head.pt``. Data order and augmentation are functions of
 (seed, sample number) alone, so a run is reproducible and a resumed run continues exactly.
@@ -27,7 +29,6 @@ import logging
 import math
 import os
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .. import config as C
+from ..checkpoint import load as load_checkpoint, trusted_types
 from ..data import image_text
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from . import hooks as H
@@ -59,11 +61,17 @@ TRAIN_DEFAULTS = dict(
     eps=1e-6,
     warmup_iters=100,       # linear warm-up (lr/warmup_iters .. lr), then cosine to 0
     backbone_lr_mult=0.1,   # the backbone's trainable parameters learn at lr * this
+    custom_keys=None,       # {name part: dict(lr_mult=, decay_mult=)}: parameters whose name
+                            # (in the head, e.g. 'backbone.model.visual.ln_post.') contains the
+                            # key learn at lr * lr_mult with weight decay * decay_mult (the
+                            # longest matching key wins; overrides backbone_lr_mult)
+    frozen=(),              # name parts: parameters whose name contains one are not trained
     grad_clip=1.0,          # max global gradient norm; None switches clipping off
     seed=0,                 # model init, data order and augmentations
     log_interval=50,        # iterations between log lines (losses averaged over them)
     checkpoint_interval=500,
     max_keep_ckpts=3,       # older periodic checkpoints are deleted; -1 keeps all
+    precision='auto',       # 'fp32', or 'bf16' (autocast, CUDA); 'auto': bf16 on CUDA
     cpu_threads=None,       # torch CPU threads per process (None: torch's default); 1 avoids
                             # thread thrashing when several jobs share a few cores
 )
@@ -107,15 +115,17 @@ class ViewNormalizer(BaseDataPreprocessor):
 class TrainModel(BaseModel):
     """A method head on its backbone, as mmengine trains it.
 
+    ``frozen``: name parts of parameters not to train (:func:`freeze`).
     ``forward(mode='loss')`` is the head's ``forward_train``; mmengine's ``parse_losses``
     sums the terms whose name contains ``loss`` and logs every term. ``loss_guard`` (set by
     :class:`NonFiniteLossHook`) sees the parsed losses before the backward pass.
     """
 
-    def __init__(self, backbone, method):
+    def __init__(self, backbone, method, frozen=()):
         load_plugins()
         bb = build(BACKBONES, backbone)
         head = build(METHODS, method, backbone=bb)
+        freeze(head, frozen)      # before any DDP wrapper sees the parameters
         if not getattr(head, 'trainable', True):
             raise ValueError(f'{type(head).__name__} is training-free: it has nothing to train '
                              f'(evaluate it with `ovseg-bench test`)')
@@ -146,31 +156,71 @@ class TrainModel(BaseModel):
 
 
 # --------------------------------------------------------------------- the optimiser
-def param_groups(head, lr, weight_decay, backbone_lr_mult=1.0):
+def _matching(names, patterns, what):
+    """``{pattern: [names containing it]}``; ``ValueError`` for a pattern matching none (a
+    typo would otherwise silently train what it meant to rule)."""
+    found = {p: [n for n in names if p in n] for p in patterns}
+    empty = [p for p, hit in found.items() if not hit]
+    if empty:
+        raise ValueError(f'train.{what}: {empty} match no parameter name of the head (names '
+                         f'look like {names[0]!r}, ..., {names[-1]!r}); give a part of a name')
+    return found
+
+
+def freeze(head, patterns):
+    """``requires_grad_(False)`` on every parameter of ``head`` whose name contains one of
+    ``patterns`` (``train.frozen``); returns the frozen names."""
+    named = dict(head.named_parameters())
+    hits = _matching(list(named), tuple(patterns), 'frozen')
+    names = sorted({n for hit in hits.values() for n in hit})
+    for n in names:
+        named[n].requires_grad_(False)
+    return names
+
+
+def param_groups(head, lr, weight_decay, backbone_lr_mult=1.0, custom_keys=None):
     """AdamW parameter groups of ``head``: only parameters that require grad; backbone ones
-    (``head.backbone``) at ``lr * backbone_lr_mult``; 1-d tensors without weight decay.
-    Each group carries a ``name`` (head/backbone, decay/no_decay)."""
+    (``head.backbone``) at ``lr * backbone_lr_mult``; a parameter whose name contains a key
+    of ``custom_keys`` (mmengine's ``paramwise_cfg`` rule: the longest matching key wins) at
+    ``lr * lr_mult`` and ``weight_decay * decay_mult`` of that key instead; 1-d tensors
+    without weight decay. Each group carries a ``name`` (head/backbone or the custom key,
+    then decay/no_decay)."""
+    custom_keys = dict(custom_keys or {})
+    named = [(n, p) for n, p in head.named_parameters()]
+    _matching([n for n, _ in named], custom_keys, 'custom_keys')
+    for key, rule in custom_keys.items():
+        unknown = set(rule) - {'lr_mult', 'decay_mult'}
+        if unknown:
+            raise ValueError(f'train.custom_keys[{key!r}]: unknown {sorted(unknown)}; valid: '
+                             f'lr_mult, decay_mult')
+    keys = sorted(custom_keys, key=lambda k: (-len(k), k))
     groups = {}
-    for name, p in head.named_parameters():
+    for name, p in named:
         if not p.requires_grad:
             continue
-        part = 'backbone' if name.startswith('backbone.') else 'head'
         decay = 'decay' if p.ndim >= 2 else 'no_decay'
-        key = (part, decay)
-        if key not in groups:
-            groups[key] = dict(name=f'{part}.{decay}', params=[],
-                               lr=lr * (backbone_lr_mult if part == 'backbone' else 1.0),
-                               weight_decay=weight_decay if decay == 'decay' else 0.0)
-        groups[key]['params'].append(p)
-    order = [('head', 'decay'), ('head', 'no_decay'), ('backbone', 'decay'),
-             ('backbone', 'no_decay')]
+        key = next((k for k in keys if k in name), None)
+        if key is not None:
+            part, lr_mult = key, custom_keys[key].get('lr_mult', 1.0)
+            wd = weight_decay * custom_keys[key].get('decay_mult', 1.0)
+        elif name.startswith('backbone.'):
+            part, lr_mult, wd = 'backbone', backbone_lr_mult, weight_decay
+        else:
+            part, lr_mult, wd = 'head', 1.0, weight_decay
+        if (part, decay) not in groups:
+            groups[part, decay] = dict(name=f"{part.rstrip('.')}.{decay}", params=[],
+                                       lr=lr * lr_mult,
+                                       weight_decay=wd if decay == 'decay' else 0.0)
+        groups[part, decay]['params'].append(p)
+    order = [(part, d) for part in ('head', 'backbone', *sorted(custom_keys))
+             for d in ('decay', 'no_decay')]
     return [groups[k] for k in order if k in groups]
 
 
 @OPTIM_WRAPPER_CONSTRUCTORS.register_module()
 class OVSegOptimConstructor:
     """Builds the optimiser over :func:`param_groups` (``paramwise_cfg`` holds
-    ``backbone_lr_mult``), then the optimiser wrapper."""
+    ``backbone_lr_mult`` and ``custom_keys``), then the optimiser wrapper."""
 
     def __init__(self, optim_wrapper_cfg, paramwise_cfg=None):
         self.optim_wrapper_cfg = copy.deepcopy(dict(optim_wrapper_cfg))
@@ -181,7 +231,8 @@ class OVSegOptimConstructor:
         wrapper_cfg = copy.deepcopy(self.optim_wrapper_cfg)
         optim_cfg = wrapper_cfg.pop('optimizer')
         groups = param_groups(model.head, optim_cfg['lr'], optim_cfg.get('weight_decay', 0.0),
-                              self.paramwise_cfg.get('backbone_lr_mult', 1.0))
+                              self.paramwise_cfg.get('backbone_lr_mult', 1.0),
+                              self.paramwise_cfg.get('custom_keys'))
         if not groups:
             raise ValueError(f'{type(model.head).__name__} has no parameter that requires grad: '
                              f'nothing to train')
@@ -347,21 +398,43 @@ class OVSegRunner(Runner):
                 model_wrapper_cfg['device_ids'] = None
         return super().wrap_model(model_wrapper_cfg, model)
 
+    def save_checkpoint(self, out_dir, filename, *args, **kwargs):
+        """mmengine's checkpoint, written atomically: to a temporary file, flushed to disk,
+        then renamed, so a kill mid-write never leaves a partial ``iter_N.pth``."""
+        tmp = f'.{filename}.tmp'
+        super().save_checkpoint(out_dir, tmp, *args, **kwargs)
+        tmp, path = Path(out_dir) / tmp, Path(out_dir) / filename
+        if tmp.is_file():                  # written by this (the main) process
+            H.replace_durably(tmp, path)
+
     def load_or_resume(self):
-        # mmengine's own checkpoints hold more than tensors (message hub buffers, meta), which
-        # torch >= 2.6 refuses to unpickle by default; resuming reads this run's own files.
-        key = 'TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD'
-        before = os.environ.get(key)
-        os.environ[key] = '1'
+        """Resume from the newest whole checkpoint (a damaged latest one is reported and the
+        one before it used), reading it with ``weights_only`` (``ovseg_bench.checkpoint``)."""
+        if self._resume and self._load_from is None and not self._has_loaded:
+            self._load_from = resumable_checkpoint(self.work_dir, self.logger)
+            self._resume = self._load_from is not None
+        with torch.serialization.safe_globals(trusted_types()):
+            return super().load_or_resume()
+
+
+def resumable_checkpoint(work_dir, logger=None):
+    """The newest readable checkpoint of ``work_dir`` (the one ``last_checkpoint`` names,
+    then ``iter_N.pth`` newest first), or None. Each damaged one is skipped with a message."""
+    work_dir = Path(work_dir)
+    found = sorted(work_dir.glob('iter_*.pth'),
+                   key=lambda p: int(p.stem[5:]) if p.stem[5:].isdigit() else -1, reverse=True)
+    last = work_dir / 'last_checkpoint'
+    if last.is_file():
+        named = Path(last.read_text().strip())
+        found = [named] + [p for p in found if p.name != named.name]
+    for path in found:
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings('ignore', message='.*TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD')
-                return super().load_or_resume()
-        finally:
-            if before is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = before
+            load_checkpoint(path, 'training checkpoint', mmap=True)
+            return str(path)
+        except (ValueError, FileNotFoundError) as err:
+            msg = f'not resuming from {path}: {err}; trying the previous checkpoint'
+            (logger or logging.getLogger(__name__)).warning(msg)
+    return None
 
 
 # --------------------------------------------------------------------- config checks
@@ -378,6 +451,7 @@ def check_train_config(cfg):
             raise KeyError(f'the training config has no {key!r} (see '
                            f'ovseg_bench.engine.trainer for the schema)')
     C.check_keys(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
+    C.check_types(cfg.get('train') or {}, TRAIN_DEFAULTS, 'train')
     C.check_typed(BACKBONES, cfg['backbone'], 'backbone')
     C.check_typed(METHODS, cfg['method'], 'method', provided=('backbone',))
     data = cfg['train_data']
@@ -442,10 +516,15 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
     # tensor; the single-tensor path spent 15-20% of a tiny-CLIP step on CPU in AdamW.
     optimizer = dict(type='AdamW', lr=t['lr'], weight_decay=t['weight_decay'],
                      betas=tuple(t['betas']), eps=t['eps'], fused=True)
-    optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16') if cuda else \
+    precision = t['precision']
+    if precision not in ('auto', 'fp32', 'bf16'):
+        raise ValueError(f"train.precision must be 'auto', 'fp32' or 'bf16', got {precision!r}")
+    bf16 = precision == 'bf16' or (precision == 'auto' and cuda)
+    optim_wrapper = dict(type='AmpOptimWrapper', dtype='bfloat16') if bf16 else \
         dict(type='OptimWrapper')
     optim_wrapper.update(optimizer=optimizer, constructor='OVSegOptimConstructor',
-                         paramwise_cfg=dict(backbone_lr_mult=t['backbone_lr_mult']))
+                         paramwise_cfg=dict(backbone_lr_mult=t['backbone_lr_mult'],
+                                            custom_keys=t['custom_keys']))
     if t['grad_clip']:
         optim_wrapper['clip_grad'] = dict(max_norm=float(t['grad_clip']))
     schedulers = [dict(type='WarmupCosineLR', warmup_iters=warmup, total_iters=iters,
@@ -464,7 +543,7 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
         timer=dict(type='IterTimerHook'),
         logger=dict(type='LoggerHook', interval=log_interval, log_metric_by_epoch=False),
         param_scheduler=dict(type='ParamSchedulerHook'),
-        checkpoint=dict(type='CheckpointHook', by_epoch=False, save_last=True,
+        checkpoint=dict(type='SafeCheckpointHook', by_epoch=False, save_last=True,
                         interval=int(t['checkpoint_interval']),
                         max_keep_ckpts=int(t['max_keep_ckpts'])),
         sampler_seed=dict(type='DistSamplerSeedHook'))
@@ -475,7 +554,7 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
     stem = Path(cfg.filename).stem if cfg.filename else 'train'
     return dict(
         model=dict(type='OVSegTrainModel', backbone=copy.deepcopy(cfg['backbone']),
-                   method=copy.deepcopy(cfg['method'])),
+                   method=copy.deepcopy(cfg['method']), frozen=tuple(t['frozen'] or ())),
         work_dir=cfg.work_dir,
         train_dataloader=dataloader,
         train_cfg=dict(type='OVSegIterLoop', max_iters=iters, val_interval=10 ** 9),

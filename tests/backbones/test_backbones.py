@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovseg_bench.backbones import HFCLIPBackbone, OpenCLIPBackbone
+from ovseg_bench.backbones import HFCLIPBackbone, LastBlock, OpenCLIPBackbone
+from ovseg_bench.backbones.base import merge_heads, split_heads
 from ovseg_bench.registry import BACKBONES, build
 
 ADAPTERS = ['open_clip', 'hf']
@@ -150,6 +151,41 @@ def test_last_block_variants_match_hand_written_references(backbone):
 
 
 @torch.no_grad()
+def test_per_block_attention_access_rebuilds_every_block(backbone):
+    """qkv / attn_proj / mlp are the blocks' own parts: the standard attention on them, with
+    both residuals, gives back each block's output."""
+    tokens, _ = backbone.embed(images(64, 96))
+    heads = backbone.num_heads
+    for i in range(backbone.num_layers):
+        q, k, v = (split_heads(t, heads) for t in backbone.qkv(tokens, i))
+        y = tokens + backbone.attn_proj(merge_heads(F.scaled_dot_product_attention(q, k, v)), i)
+        y = y + backbone.mlp(y, i)
+        torch.testing.assert_close(y, backbone.run_blocks(tokens, i, i + 1), atol=1e-5,
+                                   rtol=1e-5, msg=f'block {i}')
+        tokens = y
+
+
+@torch.no_grad()
+def test_last_block_function_is_the_named_variants_general_form(backbone):
+    x = images(64, 96)
+    grids = []
+
+    def standard(q, k, v, grid):
+        grids.append(grid)
+        return F.scaled_dot_product_attention(q, k, v)
+    full = LastBlock(standard, residual=True, mlp=True)
+    torch.testing.assert_close(backbone.forward_dense(x, last_block=full).patch,
+                               backbone.forward_dense(x).patch, atol=1e-5, rtol=1e-5)
+    assert grids == [(64 // backbone.patch_size, 96 // backbone.patch_size)]
+    values = LastBlock(lambda q, k, v, grid: v)
+    assert torch.equal(backbone.forward_dense(x, last_block=values).patch,
+                       backbone.forward_dense(x, last_block='value').patch)
+    # residual without MLP: the block's first half
+    half = backbone.forward_dense(x, last_block=LastBlock(standard, residual=True)).patch
+    assert not torch.allclose(half, backbone.forward_dense(x).patch, atol=1e-3)
+
+
+@torch.no_grad()
 def test_positional_interpolation(hf_folder):
     for kind in ADAPTERS:
         bb = make(kind, hf_folder)
@@ -162,6 +198,26 @@ def test_positional_interpolation(hf_folder):
         assert bb.interpolate_pos_embed(gh + 2, gw - 3) is small   # cached
         table.add_(1.0)                                     # a weight change invalidates it
         torch.testing.assert_close(bb.interpolate_pos_embed(gh + 2, gw - 3), small + 1.0)
+
+
+@torch.no_grad()
+def test_dino_positional_resize(hf_folder):
+    """pos_interpolation='dino': the scale-factor resize of the official training-free code,
+    the same table at the native grid, another one off it; a wrong name fails at build."""
+    for kind in ADAPTERS:
+        size_bb, dino_bb = make(kind, hf_folder), make(kind, hf_folder, pos_interpolation='dino')
+        gh, gw = size_bb._native_grid
+        assert torch.equal(dino_bb.interpolate_pos_embed(gh, gw), size_bb._pos_table())
+        table = dino_bb._pos_table()
+        n, width = gh, table.shape[-1]
+        ref = F.interpolate(table[1:].reshape(1, n, n, width).permute(0, 3, 1, 2),
+                            scale_factor=((gh + 3.1) / n, (gw - 1.9) / n), mode='bicubic')
+        ref = torch.cat([table[:1], ref.permute(0, 2, 3, 1).reshape(-1, width)])
+        got = dino_bb.interpolate_pos_embed(gh + 3, gw - 2)
+        torch.testing.assert_close(got, ref)
+        assert not torch.allclose(got, size_bb.interpolate_pos_embed(gh + 3, gw - 2), atol=1e-4)
+        with pytest.raises(ValueError, match='pos_interpolation'):
+            make(kind, hf_folder, pos_interpolation='bilinear')
 
 
 def test_missing_checkpoint_names_the_path(tmp_path):

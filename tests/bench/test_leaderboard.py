@@ -57,7 +57,7 @@ def test_published_reference_rows_follow_the_conventions():
     assert rows and list(rows[0]) == ['method', 'backbone', 'dataset', 'metric', 'value',
                                       'protocol', 'source']
     datasets = {'voc21', 'voc20', 'context60', 'context59', 'coco_object', 'coco_stuff171',
-                'ade150'}
+                'ade150', 'cityscapes'}
     metrics = {'mIoU', 'hIoU', 'mIoU_seen', 'mIoU_unseen'}
     for i, r in enumerate(rows, start=2):
         assert r['dataset'] in datasets and r['metric'] in metrics, f'line {i}: {r}'
@@ -66,3 +66,28 @@ def test_published_reference_rows_follow_the_conventions():
     refs = dict(leaderboard.reference_rows(datasets))
     vilseg = [values for label, values in refs.items() if label.startswith('ViL-Seg')]
     assert {'voc21', 'context60'} <= set().union(*vilseg)
+
+
+def test_cut_rows_foreign_files_and_unknown_metrics_never_give_numbers(tmp_path, capsys):
+    import pytest
+    path = tmp_path / 'results.csv'
+    results.append_rows(path, fake_rows('M1', 0, {'voc21': 55.55})
+                        + fake_rows('M2', 0, {'voc21': 44.0}))
+    text = path.read_text()
+    path.write_text(text[:text.rindex('44.0') + 1])     # the last row cut inside its mIoU
+    rows = leaderboard.load([path])
+    assert [r['method'] for r in rows] == ['M1']
+    assert f'skipping {path} line 3: cut short' in capsys.readouterr().err
+    bad = tmp_path / 'bad' / 'results.csv'
+    results.append_rows(bad, [dict(fake_rows('M3', 0, {'voc21': 1.0})[0], mIoU='5.0x')])
+    assert leaderboard.load([bad]) == []
+    assert "mIoU='5.0x' is not a number" in capsys.readouterr().err
+    foreign = tmp_path / 'foreign.csv'
+    foreign.write_text('name,score\na,1\n')
+    with pytest.raises(ValueError, match=r'foreign.csv is not an ovseg-bench results file: no '
+                                         r'column method, backbone, dataset'):
+        leaderboard.build([foreign], tmp_path / 'out')
+    with pytest.raises(KeyError, match="unknown --metric 'miou'. Did you mean mIoU?"):
+        leaderboard.build([path], tmp_path / 'out', metric='miou')
+    with pytest.raises(ValueError, match='no result row has a value for hIoU'):
+        leaderboard.build([path], tmp_path / 'out', metric='hIoU')

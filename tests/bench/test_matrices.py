@@ -68,6 +68,22 @@ def test_paper_head_to_head_is_one_protocol_on_the_same_datasets_and_runs():
             assert cfg.work_dir == own[cfg.method.type]     # the same training runs
 
 
+def test_training_free_matrices_run_every_training_free_head_in_own_and_shared_presets():
+    free = {m for m in names(METHODS) if not METHODS.get(m).trainable}
+    own = plan('training_free_vit_b16.py')
+    assert {cfg.method.type for cfg, _ in own} == free
+    presets = {cfg.method.type: cfg.protocol.name for cfg, _ in own}
+    assert presets['SCLIP'] == 'sclip' and presets['NACLIP'] == 'naclip'
+    assert presets['ClearCLIP'] == 'clearclip' and presets['ProxyCLIP'] == 'proxyclip'
+    for cfg, datasets in own:
+        assert datasets == list(cfg.datasets) and not needs_training(cfg)
+    shared = plan('training_free_vit_b16_sclip.py')
+    assert {cfg.method.type for cfg, _ in shared} == free
+    for cfg, datasets in shared:
+        assert datasets == SCLIP and cfg.protocol.name == 'sclip'
+        assert cfg.protocol.crop == 224 and cfg.protocol.postprocess == 'none'
+
+
 def test_a_misspelt_matrix_key_fails_before_any_work(tmp_path):
     matrix = tmp_path / 'matrix.py'
     matrix.write_text("methods = 'all'\nmethod_configs = 'configs/*/*_tiny_synth.py'\n"

@@ -97,9 +97,10 @@ def test_only_slice_and_force(tmp_path, synth_root, capsys):
 
 
 def test_failing_cell_is_reported_and_the_rest_go_on(tmp_path, synth_root):
-    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'no_such_dataset'])
+    # coco_object has no instance masks in the synthetic world: that cell fails alone
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc', 'coco_object'])
     failures = run_matrix(matrix)
-    assert [(m, d) for m, d, _ in failures] == [('MaskCLIP', 'no_such_dataset')]
+    assert [(m, d) for m, d, _ in failures] == [('MaskCLIP', 'coco_object')]
     assert [r['dataset'] for r in results.read_rows(tmp_path / 'bench' / 'results.csv')] == \
         ['synth_voc']
 
@@ -207,3 +208,95 @@ train_workers = 2
     plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout
     assert '0 evaluation(s) planned' in plan
+
+
+def test_a_selector_or_name_matching_nothing_fails_before_any_run(tmp_path, synth_root):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc'])
+    with pytest.raises(KeyError, match=r'--only method=Nope matches no cell of the matrix. '
+                                       r'Valid method values: MaskCLIP'):
+        run_matrix(matrix, only='method=Nope')
+    with pytest.raises(KeyError, match=r'--only dataset=synth_vocc matches no cell.* Did you '
+                                       r'mean synth_voc\? Valid dataset values: synth_voc'):
+        run_matrix(matrix, only='dataset=synth_vocc')
+    for methods, datasets, expected in ((['SegClip'], ['synth_voc'], 'Did you mean SegCLIP?'),
+                                        (['MaskCLIP'], ['synth_vocc'], 'Did you mean synth_voc')):
+        with pytest.raises(KeyError, match=expected):
+            run_matrix(write_matrix(tmp_path, synth_root, methods, datasets))
+    assert not (tmp_path / 'bench' / 'results.csv').exists()
+
+
+MICRO = dict(embed_dim=32,
+             vision_cfg=dict(image_size=32, patch_size=8, width=32, layers=1, head_width=16),
+             text_cfg=dict(context_length=16, vocab_size=49408, width=32, heads=2, layers=1))
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_interrupted_training_is_resumed_by_the_bench(tmp_path, synth_root, capsys):
+    import json
+
+    from mmengine.hooks import Hook
+
+    from ovseg_bench.engine.trainer import build_runner
+
+    class InterruptAfter(Hook):
+        priority = 'LOWEST'
+
+        def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+            if runner.iter >= 2:
+                raise _Interrupt
+    model = tmp_path / 'micro.json'
+    model.write_text(json.dumps(MICRO))
+    cfg = Config(dict(
+        backbone=dict(type='OpenCLIPBackbone', model=str(model)), method=dict(type='CLIP'),
+        train_data=dict(type='CocoCaptionDataset', data_root=str(synth_root / 'coco'),
+                        pipeline=[dict(type='RandomResizedCropRGB', size=32),
+                                  dict(type='ToTensorRGB')]),
+        train=dict(iters=4, batch_size=4, num_workers=0, warmup_iters=1, log_interval=1,
+                   checkpoint_interval=2), work_dir=str(tmp_path / 'run')))
+    # A stale run of another config in the same folder: its outputs are not taken for ours.
+    (tmp_path / 'run').mkdir()
+    (tmp_path / 'run' / 'iter_8.pth').write_bytes(b'another run')
+    assert runner.start_or_resume(cfg) is False            # a fresh run: stamped at its start
+    assert (tmp_path / 'run' / 'fingerprint.txt').read_text() == fingerprint(cfg)
+    assert not (tmp_path / 'run' / 'iter_8.pth').exists()
+    interrupted = build_runner(cfg)
+    interrupted.register_hook(InterruptAfter())
+    with pytest.raises(_Interrupt):                        # killed after iteration 2
+        interrupted.train()
+    assert not is_cached(cfg, 'head.pt')
+    capsys.readouterr()
+    runner.train_and_stamp(cfg)                            # the bench's rerun
+    out = capsys.readouterr().out
+    assert f'resuming the interrupted training in {tmp_path / "run"} from ' \
+           f'{tmp_path / "run" / "iter_2.pth"}' in out
+    assert is_cached(cfg, 'head.pt')
+    logs = ''.join(p.read_text() for p in (tmp_path / 'run').glob('*/*.log'))
+    assert 'resumed at iteration 2' in logs and 'Iter(train) [3/4]' in logs
+
+
+def test_a_row_without_its_per_class_rows_is_redone(tmp_path, synth_root, monkeypatch):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc'])
+    csv_path = tmp_path / 'bench' / 'results.csv'
+    calls = []
+
+    def killed_before_the_row(path, rows, *args, **kwargs):   # a kill between the two files
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return append(path, rows, *args, **kwargs)
+    append = results.append_rows
+    monkeypatch.setattr(results, 'append_rows', killed_before_the_row)
+    with pytest.raises(KeyboardInterrupt):
+        run_matrix(matrix, out_dir=tmp_path / 'bench')
+    assert [p.name for p in calls] == ['per_class.csv', 'results.csv']   # the row comes last
+    assert results.read_rows(csv_path) == []
+    monkeypatch.setattr(results, 'append_rows', append)
+    run_matrix(matrix)
+    assert len(results.read_rows(csv_path)) == 1
+    # A row whose per-class rows are gone (older files) counts as unfinished too.
+    (tmp_path / 'bench' / 'per_class.csv').unlink()
+    cfgs = runner.plan_cells(Config.fromfile(matrix), csv_path, {}, False)
+    assert [todo for _, todo in cfgs] == [['synth_voc']]

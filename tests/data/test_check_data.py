@@ -202,3 +202,15 @@ def test_real_samples_evaluated_through_the_real_dataset_configs(real_samples, t
     gt = sum(int(r['gt_pixels']) for r in per_class if r['dataset'] == 'voc21')
     masks = (real_samples / 'VOCdevkit/VOC2012/SegmentationClass').glob('*.png')
     assert gt == sum(int((np.asarray(Image.open(m)) != 255).sum()) for m in masks)
+
+
+def test_truncated_jpeg_is_an_error_naming_the_file(good_root):
+    img = good_root / 'VOCdevkit/VOC2012/JPEGImages/val_0.jpg'
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 80, 3), np.uint8)).save(img)
+    write_mask(good_root / 'VOCdevkit/VOC2012/SegmentationClass/val_0.png',
+               np.zeros((64, 80), np.uint8))
+    data = img.read_bytes()
+    img.write_bytes(data[:len(data) // 2])       # the header (and size) intact, the rest gone
+    errors = errors_of(check_data(good_root, ['voc']))
+    assert any(m.startswith(f'cannot read image {img} (image file is truncated')
+               for m in errors['voc val']), errors

@@ -295,3 +295,24 @@ def test_pack_flips_mmcv_bgr_images_to_rgb():
     bgr[..., 0] = 255                          # blue in BGR order
     assert pack(dict(img=bgr))['images'][2].eq(255).all()          # -> channel 2 (B of RGB)
     assert pack(dict(img=bgr, color_order='rgb'))['images'][0].eq(255).all()
+
+
+def test_malformed_json_and_all_images_unreadable_name_the_files(tmp_path):
+    write_coco(tmp_path)
+    ann = tmp_path / 'annotations' / 'captions_train2017.json'
+    text = ann.read_text()
+    ann.write_text(text[:len(text) // 2])
+    with pytest.raises(ValueError, match=rf'{ann} is not valid JSON \(.*line'):
+        CocoCaptionDataset(str(tmp_path), pipeline=PIPE)
+    karpathy = tmp_path / 'dataset_coco.json'
+    karpathy.write_text('{"images": [')
+    with pytest.raises(ValueError, match=rf'{karpathy} is not valid JSON'):
+        KarpathyCaptionDataset(str(tmp_path), pipeline=PIPE)
+    ann.write_text(text)
+    for img in (tmp_path / 'train2017').iterdir():
+        img.write_bytes(b'garbage')
+    ds = CocoCaptionDataset(str(tmp_path), pipeline=PIPE)
+    with pytest.raises(ValueError, match=r'3 unreadable images in a row \(the first '
+                                         rf'{tmp_path / "train2017"}/.*\); are the images of '
+                                         rf'{ann} where it says'):
+        ds[0]

@@ -368,10 +368,11 @@ def test_every_prepare_hint_names_a_real_command():
     for name in hinted:
         layout = LAYOUTS[resolve_name(name)]
         assert layout.subdir in ('VOCdevkit/VOC2012', 'VOCdevkit/VOC2010', 'coco_stuff164k',
-                                 'ADEChallengeData2016')
+                                 'ADEChallengeData2016', 'cityscapes', 'ADE20K_2021_17_01')
     assert {resolve_name(n) for n in hinted} == set(LAYOUTS)
-    with pytest.raises(KeyError, match='valid: voc, context, coco-stuff, coco-object, ade20k'):
-        resolve_name('cityscapes')
+    with pytest.raises(KeyError, match='valid: voc, context, coco-stuff, coco-object, ade20k, '
+                                       'cityscapes'):
+        resolve_name('kitti')
 
 
 def test_out_must_be_the_data_root(voc_raw, tmp_path):

@@ -61,7 +61,7 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
     """
     registered = []
 
-    def run(head_cls, dataset, mode, short_side=96, label_image=False):
+    def run(head_cls, dataset, mode, short_side=96, label_image=False, save_pred=None):
         METHODS.register_module(module=head_cls, force=True)
         registered.append(head_cls.__name__)
         if label_image:
@@ -79,7 +79,7 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
         vocab = load_vocabulary(load_dataset_cfg(dataset)['vocabulary'])
         head.owner = OVSegmentor(head, vocab, False, cfg.protocol).class_embeds()[1]
         return ev.evaluate(cfg, dataset, tmp_path / dataset, data_root=synth_root, head=head,
-                           results_csv=tmp_path / 'results.csv')
+                           results_csv=tmp_path / 'results.csv', save_pred=save_pred)
     yield run
     for name in registered:
         METHODS.module_dict.pop(name, None)
@@ -90,6 +90,32 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
 def test_oracle_scores_100(run_head, dataset, mode, short_side):
     row = run_head(OracleHead, dataset, mode, short_side, label_image=True)
     assert row['mIoU'] == pytest.approx(100.0) and row['aAcc'] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize('dataset', ['synth_voc', 'synth_ade'])
+def test_save_pred_writes_every_prediction_in_the_label_space(run_head, synth_root, tmp_path,
+                                                               dataset):
+    """--save-pred: one uint8 PNG per image, DIR/<dataset>/<stem>.png, holding the dataset's
+    class indices (after reduce_zero_label): the oracle's equal the ground truth off 255."""
+    out = tmp_path / 'preds'
+    run_head(OracleHead, dataset, 'slide', label_image=True, save_pred=out)
+    ds = load_dataset_cfg(dataset, synth_root)
+    seg_dir = synth_root / ds['subdir'] / ds['eval']['data_prefix']['seg_map_path']
+    img_dir = synth_root / ds['subdir'] / ds['eval']['data_prefix']['img_path']
+    if ds['eval'].get('ann_file'):
+        stems = (synth_root / ds['subdir'] / ds['eval']['ann_file']).read_text().split()
+    else:
+        stems = sorted(p.stem for p in img_dir.glob('*.jpg'))
+    saved = sorted((out / dataset).glob('*.png'))
+    assert [p.stem for p in saved] == sorted(stems)
+    for path in saved:
+        pred = np.asarray(Image.open(path))
+        gt = np.asarray(Image.open(seg_dir / f'{path.stem}.png')).astype(np.int64)
+        if dataset == 'synth_ade':                     # reduce_zero_label: 0 -> 255, k -> k-1
+            gt = np.where(gt == 0, 255, gt - 1)
+        assert pred.dtype == np.uint8 and pred.shape == gt.shape and 255 not in pred
+        valid = gt != 255
+        assert (pred[valid] == gt[valid]).all()
 
 
 def hand_iou(dataset, root, constant):
@@ -185,3 +211,28 @@ def test_random_weights_warning_only_when_no_checkpoint_follows(tmp_path, caplog
     assert 'RANDOM' not in caplog.text and 'weights from' in caplog.text
     assert all(torch.equal(a, b) for a, b in zip(head.state_dict().values(),
                                                   loaded.state_dict().values()))
+
+
+def test_trainable_config_without_checkpoint_is_keyed_untrained(synth_root, tmp_path):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='CLIP'),
+                      train_data=dict(type='CocoCaptionDataset', data_root=str(synth_root)),
+                      protocol=dict(templates='single', num_workers=0, text_cache=None)))
+    row = ev.evaluate(cfg, 'synth_voc', tmp_path / 'w', data_root=synth_root,
+                      results_csv=tmp_path / 'results.csv')
+    assert row['train_data'] == 'none'           # not the trained cell's key
+    from ovseg_bench.bench.results import cell_key
+    assert cell_key(cfg, 'synth_voc')['train_data'].startswith('CocoCaptionDataset:')
+    assert ev.untrained_row(cfg) and not ev.untrained_row(cfg, checkpoint='head.pt')
+
+
+def test_config_typos_fail_naming_the_key(tmp_path):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='MaskCLIP'), protocl=dict(mode='whole')))
+    with pytest.raises(KeyError, match="unknown config key 'protocl'. Did you mean protocol?"):
+        ev.evaluate(cfg, 'synth_voc', tmp_path)
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='SegCLIP', num_centres=4)))
+    with pytest.raises(KeyError, match="unknown config key 'method.num_centres'. Did you mean "
+                                       "method.num_centers?"):
+        ev.load_head(cfg)

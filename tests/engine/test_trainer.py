@@ -131,6 +131,84 @@ def test_backbone_lr_mult_and_frozen_params_left_out(micro_model, test_methods):
         'head.decay', 'head.no_decay', 'backbone.decay', 'backbone.no_decay']
 
 
+def test_custom_keys_and_frozen_patterns(micro_model, test_methods):
+    """Name-pattern rules: a custom key sets its parameters' lr / weight decay (the longest
+    matching key wins, over backbone_lr_mult); frozen patterns leave parameters untrained."""
+    frozen = ('visual.conv1.', 'visual.positional_embedding')
+    model = T.TrainModel(dict(type='OpenCLIPBackbone', model=micro_model),
+                         dict(type='TwoLosses'), frozen=frozen)
+    custom = {'visual.transformer.resblocks.0.': dict(lr_mult=1.0),
+              'visual.transformer.resblocks.0.mlp.': dict(lr_mult=0.5, decay_mult=0.0),
+              'visual.ln_post.': dict(lr_mult=2.0)}
+    ctor = T.OVSegOptimConstructor(
+        dict(type='OptimWrapper', optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.1)),
+        paramwise_cfg=dict(backbone_lr_mult=0.01, custom_keys=custom))
+    optimizer = ctor(model).optimizer
+    in_optim = {id(p): g for g in optimizer.param_groups for p in g['params']}
+    named = dict(model.head.named_parameters())
+    assert sorted(n for n, p in named.items() if not p.requires_grad) == [
+        'backbone.model.visual.conv1.weight', 'backbone.model.visual.positional_embedding']
+    for name, p in named.items():
+        if not p.requires_grad:
+            assert id(p) not in in_optim, name
+            continue
+        g = in_optim[id(p)]
+        if '.resblocks.0.mlp.' in name and 'visual' in name:
+            lr, wd = 5e-4, 0.0
+        elif 'visual.transformer.resblocks.0.' in name:
+            lr, wd = 1e-3, 0.1
+        elif 'visual.ln_post.' in name:
+            lr, wd = 2e-3, 0.1
+        elif name.startswith('backbone.'):
+            lr, wd = 1e-5, 0.1
+        else:
+            lr, wd = 1e-3, 0.1
+        assert g['lr'] == pytest.approx(lr), name
+        assert g['weight_decay'] == pytest.approx(wd if p.ndim >= 2 else 0.0), name
+    assert 'visual.ln_post.no_decay' in [g['name'] for g in optimizer.param_groups]
+
+
+@pytest.mark.parametrize('rule', ['frozen', 'custom_keys'])
+def test_a_pattern_matching_nothing_fails(micro_model, test_methods, rule):
+    bb = dict(type='OpenCLIPBackbone', model=micro_model)
+    with pytest.raises(ValueError, match=rf"train.{rule}: \['visual.conv9'\] match no"):
+        if rule == 'frozen':
+            T.TrainModel(bb, dict(type='TwoLosses'), frozen=['visual.conv9'])
+        else:
+            T.param_groups(T.TrainModel(bb, dict(type='TwoLosses')).head, 1e-3, 0.1,
+                           custom_keys={'visual.conv9': dict(lr_mult=1.0)})
+
+
+def test_train_config_rules_reach_the_optimiser(synth_root, micro_model, tmp_path,
+                                                test_methods):
+    cfg = tiny_cfg(synth_root, micro_model, tmp_path / 'rules', method=dict(type='TwoLosses'),
+                   backbone_lr_mult=0.0, frozen=['visual.conv1.'],
+                   custom_keys={'visual.ln_post.': dict(lr_mult=1.0)})
+    runner = T.build_runner(cfg)
+    runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
+    groups = {g['name']: g for g in runner.optim_wrapper.optimizer.param_groups}
+    head = T.H.unwrap(runner.model).head
+    assert not head.backbone.model.visual.conv1.weight.requires_grad
+    assert groups['visual.ln_post.no_decay']['lr'] == pytest.approx(1e-3)
+    assert groups['backbone.decay']['lr'] == 0.0
+
+
+AUTO_WRAPPER = 'AmpOptimWrapper' if torch.cuda.is_available() else 'OptimWrapper'
+
+
+@pytest.mark.parametrize('precision,wrapper', [('fp32', 'OptimWrapper'),
+                                               ('bf16', 'AmpOptimWrapper'),
+                                               ('auto', AUTO_WRAPPER)])
+def test_train_precision_picks_the_optimiser_wrapper(synth_root, micro_model, tmp_path,
+                                                     precision, wrapper):
+    from mmengine.config import Config
+    cfg = Config(tiny_cfg(synth_root, micro_model, tmp_path / 'p', precision=precision))
+    assert T.runner_kwargs(cfg)['optim_wrapper']['type'] == wrapper
+    cfg.train.precision = 'fp16'
+    with pytest.raises(ValueError, match="train.precision must be 'auto', 'fp32' or 'bf16'"):
+        T.runner_kwargs(cfg)
+
+
 def test_nonfinite_loss_stops_with_a_checkpoint(synth_root, micro_model, tmp_path,
                                                 test_methods):
     cfg = tiny_cfg(synth_root, micro_model, tmp_path / 'nan',
@@ -364,3 +442,37 @@ def test_skipped_images_are_counted_over_the_run(synth_root, micro_model, tmp_pa
     log = next((tmp_path / 'skip').glob('*/*.log')).read_text()
     assert f'skipping unreadable image {bad}' in log
     assert '1 unreadable images were skipped during training' in log
+
+
+def test_checkpoint_writes_are_atomic_and_resume_skips_a_damaged_latest(
+        synth_root, micro_model, tmp_path, monkeypatch):
+    import mmengine.runner.runner as mm_runner
+    cfg = tiny_cfg(synth_root, micro_model, tmp_path / 'run', iters=6, max_keep_ckpts=1)
+    save = mm_runner.save_checkpoint
+    calls = []
+
+    def killed_mid_write(checkpoint, filepath, *args, **kwargs):
+        calls.append(filepath)
+        if len(calls) == 2:             # the write of iter_4: half the bytes, then the kill
+            Path(filepath).write_bytes(b'PK\x03\x04 half a checkpoint')
+            raise _Interrupt
+        return save(checkpoint, filepath, *args, **kwargs)
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', killed_mid_write)
+    with pytest.raises(_Interrupt):
+        T.train(cfg)
+    run = tmp_path / 'run'
+    # With one checkpoint kept, the previous one survives the killed write, whole.
+    assert sorted(p.name for p in run.glob('iter_*.pth')) == ['iter_2.pth']
+    assert (run / 'last_checkpoint').read_text().endswith('iter_2.pth')
+    monkeypatch.setattr(mm_runner, 'save_checkpoint', save)
+    # A damaged latest checkpoint (e.g. a disk fault): resume falls back to the one before.
+    torch.save({'w': torch.zeros(1)}, run / 'iter_4.pth')
+    (run / 'iter_4.pth').write_bytes((run / 'iter_4.pth').read_bytes()[:40])
+    (run / 'last_checkpoint').write_text(str(run / 'iter_4.pth'))
+    out = T.train(cfg, resume=True)
+    assert out['iters'] == 6
+    log = ''.join(p.read_text() for p in run.glob('*/*.log'))
+    assert (f'not resuming from {run / "iter_4.pth"}: cannot read training checkpoint '
+            f'{run / "iter_4.pth"}: not a torch.save file, or truncated/damaged') in log
+    assert 'resumed at iteration 2' in log
+    assert sorted(p.name for p in run.glob('iter_*.pth')) == ['iter_6.pth']

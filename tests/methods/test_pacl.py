@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.pacl import PACL, ResidualEmbedder, pacl_compatibility, patch_weights
+from methods.pacl import PACL, ResidualEmbedder, pacl_compatibility
 from ovseg_bench.backbones.base import Backbone, DenseFeatures
 
 
@@ -51,8 +51,10 @@ class FakeBackbone(Backbone):
 
     def forward_dense(self, images, layers=(), last_block='std'):
         x, (h, w) = self.embed(images)
-        x = self.project(self.run_blocks(x))
-        return DenseFeatures(patch=x[:, 1:].unflatten(1, (h, w)), cls=x[:, 0])
+        tokens = self.run_blocks(x)
+        hidden = {1: tokens[:, 1:].unflatten(1, (h, w))} if 1 in layers else {}
+        x = self.project(tokens)
+        return DenseFeatures(patch=x[:, 1:].unflatten(1, (h, w)), cls=x[:, 0], hidden=hidden)
 
     @property
     def logit_scale(self):
@@ -84,11 +86,11 @@ def naive_phi(patch, text, temperature=1.0):
     return out
 
 
-@pytest.mark.parametrize('init', ['identity', 'random'])
-def test_clip_encoders_get_no_gradient_and_stay_bit_identical(init):
+@pytest.mark.parametrize('init,embed_input', [('identity', 'joint'), ('random', 'tokens')])
+def test_clip_encoders_get_no_gradient_and_stay_bit_identical(init, embed_input):
     torch.manual_seed(0)
     backbone = FakeBackbone()
-    head = PACL(backbone, init=init)
+    head = PACL(backbone, init=init, embed_input=embed_input)
     before = {k: v.clone() for k, v in backbone.state_dict().items()}
     head.train()
     assert not backbone.training and not backbone.drop.training
@@ -130,11 +132,54 @@ def test_chunked_compatibility_has_the_same_gradients():
     assert torch.allclose(grads[0][0], grads[1][0]) and torch.allclose(grads[0][1], grads[1][1])
 
 
-def test_patch_weights_sum_to_one_over_patches():
+@pytest.mark.parametrize('temperature', [1.0, 0.1, 0.01])
+def test_planted_patch_is_found(temperature):
+    """One patch equal to the caption embedding among random ones: phi -> 1 as the patch
+    temperature -> 0 (the weighting concentrates on it), and predict_dense ranks it first."""
+    g = torch.Generator().manual_seed(0)
+    text = F.normalize(torch.randn(1, 16, generator=g), dim=-1)
+    patch = torch.randn(1, 36, 16, generator=g)
+    patch[0, 17] = 3 * text[0]
+    phi = pacl_compatibility(patch, text, temperature)[0, 0].item()
+    if temperature == 0.01:
+        assert phi == pytest.approx(1.0, abs=1e-4)
+    phis = [pacl_compatibility(patch, text, t)[0, 0].item() for t in (1.0, 0.1, 0.01)]
+    assert phis[0] < phis[1] < phis[2] <= 1 + 1e-6
+    head = PACL(FakeBackbone(), embed_input='joint').eval()
+    head.patch_embeddings = lambda images: patch.reshape(1, 6, 6, 16)
+    dense = head.predict_dense(torch.zeros(1, 3, 48, 48), text)
+    assert dense.flatten().argmax().item() == 17
+
+
+def test_classify_is_the_compatibility_with_class_embeddings():
     torch.manual_seed(0)
-    a = patch_weights(torch.randn(3, 7, 4), torch.randn(5, 4))
-    assert a.shape == (3, 5, 7) and (a >= 0).all()
-    assert torch.allclose(a.sum(-1), torch.ones(3, 5))
+    head = PACL(FakeBackbone(), patch_temperature=0.3).eval()
+    classes = F.normalize(torch.randn(5, 16), dim=-1)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        patch = head.patch_embeddings(images).flatten(1, 2)
+        assert torch.allclose(head.classify(images, classes),
+                              naive_phi(patch, classes, 0.3), atol=1e-5)
+
+
+def test_compatibility_is_fp32_under_autocast():
+    torch.manual_seed(0)
+    head = PACL(FakeBackbone())
+    patch, text = torch.randn(2, 9, 16), torch.randn(3, 16)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        phi = head.compatibility(patch, text)
+    assert phi.dtype == torch.float32
+    assert torch.allclose(phi, pacl_compatibility(patch, text), atol=1e-6)
+
+
+def test_paper_embedder_reads_the_tokens_before_the_projection():
+    backbone = FakeBackbone()
+    head = PACL(backbone)                               # embed_input='tokens' (the paper's)
+    assert head.vision_embedder.linear.in_features == backbone.width       # 24 -> 16
+    assert head.vision_embedder.linear.out_features == backbone.embed_dim
+    assert head.patch_embeddings(torch.randn(1, 3, 32, 32)).shape == (1, 4, 4, 16)
+    with pytest.raises(ValueError, match="needs embed_input='joint'"):
+        PACL(backbone, last_block='vv')
 
 
 def test_predict_dense_and_classify_shapes():
@@ -153,7 +198,7 @@ def test_predict_dense_and_classify_shapes():
 def test_identity_init_is_frozen_clip():
     torch.manual_seed(0)
     backbone = FakeBackbone().eval()
-    head = PACL(backbone)
+    head = PACL(backbone, embed_input='joint')          # init defaults to 'identity' there
     tokens = backbone.tokenize(['a red star', 'grass'])
     assert torch.allclose(head.encode_text(tokens), backbone.encode_text(tokens))
     classes = F.normalize(backbone.encode_text(tokens), dim=-1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.vilseg import ViLSeg, mutual_information_loss
+from methods.vilseg import ViLSeg, mutual_information_loss, photometric
 from ovseg_bench.registry import BACKBONES, build, load_plugins
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs/vilseg/vilseg_tiny_synth.py'
@@ -136,3 +136,66 @@ def test_predict_dense_shape_and_groups(backbone):
     # one score vector per group: at most num_clusters distinct columns per image
     for img in logits:
         assert len(torch.unique(img.flatten(1).t(), dim=0)) <= 5
+
+
+# ---------------------------------------------------------------- photometric views
+MEAN, STD = (122.770938, 116.74601, 104.09373), (68.5005327, 66.6321579, 70.32316304)
+
+
+def _normalised(rgb01):
+    mean = torch.tensor(MEAN).view(3, 1, 1) / 255
+    std = torch.tensor(STD).view(3, 1, 1) / 255
+    return (rgb01 - mean) / std, mean, std
+
+
+def test_photometric_augmentation_changes_colour_not_geometry():
+    torch.manual_seed(0)
+    rgb = torch.zeros(4, 3, 32, 32)
+    rgb[:, 0, :, 16:] = 0.9                          # a red right half, a dark left half
+    rgb[:, 2, :, :16] = 0.2
+    x, mean, std = _normalised(rgb)
+    assert torch.allclose(photometric(x, MEAN, STD, jitter_p=0, grey_p=0, blur_p=0), x,
+                          atol=1e-5)                # every transform off: the identity
+    grey = photometric(x, MEAN, STD, jitter_p=0, grey_p=1, blur_p=0) * std + mean
+    assert torch.allclose(grey[:, 0], grey[:, 1], atol=1e-5)
+    assert torch.allclose(grey[:, 1], grey[:, 2], atol=1e-5)
+    jit = photometric(x, MEAN, STD, jitter_p=1, grey_p=0, blur_p=0) * std + mean
+    assert not torch.allclose(jit[0], jit[1], atol=1e-3)    # one draw per image
+    # the edge stays where it was: columns 15 and 16 still differ most
+    step = (jit[:, :, :, 1:] - jit[:, :, :, :-1]).abs().sum((1, 2))        # B,31
+    assert (step.argmax(1) == 15).all()
+    blur = photometric(x, MEAN, STD, jitter_p=0, grey_p=0, blur_p=1) * std + mean
+    assert (blur[:, 0, :, 15] > 0.0).all() and (blur[:, 0, :, 16] < 0.9).all()
+
+
+def test_the_clustering_sees_an_augmented_second_view(backbone, monkeypatch):
+    """With ``cluster_augment`` the second global view reaches the clustering head through
+    the photometric augmentation; the contrasts are unchanged; None restores the old pairs."""
+    seen = []
+    import methods.vilseg as vilseg
+    real = vilseg.photometric
+    monkeypatch.setattr(vilseg, 'photometric',
+                        lambda x, *a, **k: seen.append(x) or real(x, *a, **k))
+    batch = make_batch()
+    torch.manual_seed(0)
+    aug = ViLSeg(backbone, num_clusters=4).forward_train(batch)
+    assert len(seen) == 1 and torch.equal(seen[0], batch['global_crops'][:, 1])
+    torch.manual_seed(0)
+    plain = ViLSeg(backbone, num_clusters=4, cluster_augment=None).forward_train(batch)
+    assert len(seen) == 1
+    for k in ('loss_cross', 'loss_vision'):
+        assert torch.allclose(aug[k], plain[k])
+    assert not torch.allclose(aug['loss_cluster'], plain['loss_cluster'])
+
+
+def test_resampling_pads_with_the_border_value(backbone):
+    """A view-0 patch centre just outside view 1's last patch centre (still inside view 1)
+    is resampled from the border, not blended with zeros."""
+    head = ViLSeg(backbone, num_clusters=2)
+    # view 1 starts 4 px right of view 0: view 0's first patch centre (x = 8) lies a quarter
+    # patch left of view 1's first centre (x = 12), where zero padding would weigh 1/4
+    boxes = torch.tensor([[[0., 0., 64., 64.], [4., 0., 68., 64.]]])
+    probs = torch.zeros(1, 2, 4, 4, 2)
+    probs[..., 0] = 1.0                              # every patch of both views: cluster 0
+    p, q = head.cluster_pairs(probs, boxes, torch.tensor([[False, False]]))
+    assert len(p) == 16 and torch.allclose(q.sum(1), torch.ones(16))

@@ -1,24 +1,26 @@
-# The GroupViT / TCL protocol (GroupViT's segmentation configs, reused by TCL): short side
-# 448, sliding windows of 448 every 224. Background by a threshold on VOC (0.95), Pascal
-# Context 60 (0.35) and COCO-Object (0.95), GroupViT's values. Their threshold is read here
-# as our rule (max class probability at `logit_scale`), so resizing, windows and thresholds
-# match, but a method's probabilities need not be calibrated like GroupViT's group scores.
-# TCL also applies PAMR, which this preset does not (postprocess='none').
+# GroupViT's evaluation (NVlabs/GroupViT @ 13b7861: configs/default.yml,
+# datasets/imagenet_template.py, segmentation/configs/_base_/datasets/*.py,
+# segmentation/evaluation/group_vit_seg.py). Resize, windows, template and thresholds are
+# GroupViT's. Not label for label (docs/protocol.md): GroupViT decides background inside each
+# window on its group-text probabilities (softmax over classes at its learned scale, capped
+# at 100), before windows are averaged; here on the averaged, resized logits.
 protocol = dict(
     name='groupvit',
-    short_side=448,
-    mode='slide',
-    crop=448,
-    stride=224,
-    templates='imagenet80',
-    logit_scale=100.0,        # CLIP's own (learned, capped) temperature
+    short_side=448,           # datasets/*.py: img_scale=(2048, 448), Resize(keep_ratio=True)
+    max_long_side=2048,
+    mode='slide',             # datasets/*.py: test_cfg mode='slide'
+    crop=448,                 # ... crop_size=(448, 448)
+    stride=224,               # ... stride=(224, 224)
+    window_pad='none',        # mmseg slide_inference: windows are not padded
+    templates='single',       # default.yml evaluate.seg.template: simple ('a photo of a {}.')
+    logit_scale=100.0,        # group_vit_seg.py: logit_scale.exp() clamped at 100
     bg_threshold=0.0,
     area_threshold=0.0,
     postprocess='none',
     per_dataset=dict(
-        voc21=dict(bg_threshold=0.95),
-        context60=dict(bg_threshold=0.35),
-        coco_object=dict(bg_threshold=0.95),
+        voc21=dict(bg_threshold=0.95),         # pascal_voc12.py: test_cfg bg_thresh=.95
+        context60=dict(bg_threshold=0.35),     # pascal_context.py: bg_thresh=.35
+        coco_object=dict(bg_threshold=0.95),   # coco.py: bg_thresh=.95
     ),
 )
 datasets = ['voc21', 'context60', 'coco_object']

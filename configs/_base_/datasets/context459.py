@@ -1,0 +1,20 @@
+# 5,105 val images, all 459 PASCAL-Context classes, 16-bit masks (65535: no annotation).
+dataset = dict(
+    name='context459',
+    description='Pascal Context val, all 459 classes (16-bit masks)',
+    vocabulary='context459',
+    has_background=False,
+    root='data',
+    subdir='VOCdevkit/VOC2010',
+    prepare='ovseg-bench prepare context459 --src RAW --out data',
+    ignore_index=65535,
+    load_annotations=dict(type='LoadWideAnnotations'),
+    eval=dict(type='PascalContext459Dataset',
+              data_prefix=dict(img_path='JPEGImages',
+                               seg_map_path='annotations_detectron2/pc459_val'),
+              ann_file='ImageSets/SegmentationContext/val.txt'),
+    train=dict(type='PascalContext459Dataset',
+               data_prefix=dict(img_path='JPEGImages',
+                                seg_map_path='annotations_detectron2/pc459_train'),
+               ann_file='ImageSets/SegmentationContext/train.txt'),
+)

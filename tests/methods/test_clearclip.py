@@ -1,0 +1,45 @@
+"""ClearCLIP against a re-derivation of its released forward (tests/methods/official_clip.py)."""
+import pytest
+import torch
+from official_clip import clearclip_attn, compare, embeds, patch_logits, tokens_before_last
+
+from methods.clearclip import ClearCLIP
+from methods.sclip import SCLIP
+
+
+def official_clearclip(visual, images, class_embeds, grid, pos=None):
+    """ClearCLIP VisionTransformer.forward(model_type='ClearCLIP', ignore_residual=True,
+    last_n_layers=1): the last block's output is its q-q attention alone (no residual, no
+    FFN), then ln_post and proj on every token."""
+    x = tokens_before_last(visual, images, pos)
+    blk = visual.transformer.resblocks[-1]
+    out = 0
+    out += clearclip_attn(blk.attn, blk.ln_1(x))
+    return patch_logits(visual, out, class_embeds, grid)
+
+
+@pytest.mark.parametrize('size', [(64, 64), (48, 96)])
+def test_matches_official(tiny_backbone, size):
+    diff, agree = compare(tiny_backbone, size, official_clearclip, ClearCLIP(tiny_backbone))
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
+@pytest.mark.parametrize('size', [(48, 96), (80, 56)])
+def test_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos, size):
+    diff, agree = compare(tiny_dino_pos, size, official_clearclip, ClearCLIP(tiny_dino_pos))
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
+def test_matches_official_on_vit_b16(vit_b16):
+    diff, agree = compare(vit_b16, (224, 224), official_clearclip, ClearCLIP(vit_b16))
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
+def test_residual_option_and_difference_from_sclip(tiny_backbone):
+    x = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    text = embeds(7, tiny_backbone.embed_dim)
+    with torch.no_grad():
+        clear = ClearCLIP(tiny_backbone).predict_dense(x, text)
+        kept = ClearCLIP(tiny_backbone, residual=True).predict_dense(x, text)
+        sclip = SCLIP(tiny_backbone, form='reduced').predict_dense(x, text)
+    assert (clear - kept).abs().max() > 1e-2 and (clear - sclip).abs().max() > 1e-3
