@@ -534,23 +534,24 @@ def test_an_mmseg_encoder_states_its_initialisation(backbone, tmp_path):
 
 def test_the_configs_encoders(backbone):
     """The paper configs: an ImageNet-initialised SegFormer MiT-B5 at a named local path; the
-    tiny default: MiT-B0, random initialisation stated."""
+    tiny default: the CLIP-ViT student; its MiT-B0 variant: random initialisation stated."""
     for name in ('voc', 'context', 'coco-stuff'):
         enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit-b16_{name}.py')
                               ).method.encoder
         assert enc.type == 'mmseg' and enc.backbone.type == 'MixVisionTransformer'
         assert enc.backbone.num_layers == [3, 6, 40, 3] and enc.pretrained.endswith('.pth')
     tiny = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_tiny_synth.py'))
-    assert tiny.method.encoder.pretrained is None
-    assert tiny.method.encoder.backbone.num_layers == [2, 2, 2, 2]
-    head = make_head(backbone, encoder=tiny.method.encoder).eval()
+    assert dict(tiny.method.encoder) == dict(type='clip_vit')
+    mit = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_mit-b0_synth.py'))
+    assert mit.method.encoder.pretrained is None
+    assert mit.method.encoder.backbone.num_layers == [2, 2, 2, 2]
+    assert {k: v for k, v in mit.method.items() if k != 'encoder'} == \
+        {k: v for k, v in tiny.method.items() if k != 'encoder'}
+    head = make_head(backbone, encoder=mit.method.encoder).eval()
     with torch.no_grad():
         out = head.predict_dense(torch.randn(1, 3, 64, 64),
                                  F.normalize(torch.randn(3, backbone.embed_dim), dim=-1))
     assert out.shape == (1, 3, 16, 16)           # SegFormer's output stride 4
-    # the CLIP-ViT student variant, as the config's comment gives it
-    tiny.merge_from_dict({'method.encoder._delete_': True, 'method.encoder.type': 'clip_vit'})
-    assert dict(tiny.method.encoder) == dict(type='clip_vit')
 
 
 def test_the_trainer_checkpoints_and_resumes_the_memory_bank(synth_root, tmp_path, monkeypatch):
