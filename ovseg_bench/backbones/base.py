@@ -82,7 +82,21 @@ class LastBlock:
     mlp: bool = False
 
 
-class Backbone(nn.Module, metaclass=ABCMeta):
+class Freezable(nn.Module):
+    """A module that can be frozen: no gradients, and ``train()`` keeps it in eval mode."""
+    frozen = False
+
+    def freeze(self, frozen=True):
+        self.frozen = frozen
+        if frozen:
+            self.requires_grad_(False)
+            self.eval()
+
+    def train(self, mode=True):
+        return super().train(False if self.frozen else mode)
+
+
+class Backbone(Freezable, metaclass=ABCMeta):
     """A CLIP model behind one interface, whatever library it comes from.
 
     Subclasses set ``embed_dim`` (joint space), ``width`` (vision residual width),

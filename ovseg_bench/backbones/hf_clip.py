@@ -89,13 +89,7 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
                 self.mean = tuple(float(m) * 255 for m in cfg['image_mean'])
                 self.std = tuple(float(s) * 255 for s in cfg['image_std'])
 
-        self.frozen = frozen
-        if frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode=True):
-        return super().train(False if getattr(self, 'frozen', False) else mode)
+        self.freeze(frozen)
 
     def state_dict_for_export(self):
         """The transformers ``CLIPModel`` state dict."""

@@ -195,10 +195,7 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         self.mean = tuple(float(m) * 255 for m in pp.get('mean', open_clip.OPENAI_DATASET_MEAN))
         self.std = tuple(float(s) * 255 for s in pp.get('std', open_clip.OPENAI_DATASET_STD))
 
-        self.frozen = frozen
-        if frozen:
-            self.requires_grad_(False)
-            self.eval()
+        self.freeze(frozen)
 
     def _check_tower(self, visual):
         if not isinstance(visual, VisionTransformer):
@@ -236,9 +233,6 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
         check_compatible(model_sd, sd, path, model_name=f'open_clip model {self.model_name}')
         self.model.load_state_dict(sd, strict=True)
         logger.info('OpenCLIPBackbone(%s): loaded %s', self.model_name, path)
-
-    def train(self, mode=True):
-        return super().train(False if getattr(self, 'frozen', False) else mode)
 
     def state_dict_for_export(self):
         """The open_clip model's own state dict (loadable as ``pretrained=``)."""

@@ -4,17 +4,16 @@ import logging
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from ..registry import BACKBONES
 from ._vit import interpolate_grid
-from .base import RANDOM_WEIGHTS
+from .base import RANDOM_WEIGHTS, Freezable
 
 logger = logging.getLogger(__name__)
 
 
 @BACKBONES.register_module()
-class TimmVFM(nn.Module):
+class TimmVFM(Freezable):
     """Vision foundation model (timm ViT: DINO, DINOv2) as dense features; local weights only.
 
     e.g. ``vit_base_patch8_224.dino``, ``vit_base_patch14_reg4_dinov2.lvd142m``.
@@ -73,13 +72,7 @@ class TimmVFM(nn.Module):
             raise ValueError(f"{model}: pos_interpolation='dino' needs a ViT whose positional "
                              f"table holds one class position and the patches (DINO's layout)")
         self.pos_interpolation = pos_interpolation
-        self.frozen = frozen
-        if frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode=True):
-        return super().train(False if getattr(self, 'frozen', False) else mode)
+        self.freeze(frozen)
 
     def forward_patch(self, images):
         """B,h,w,C final-norm patch tokens of B,3,H,W images (H, W divisible by the patch)."""
