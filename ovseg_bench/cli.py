@@ -64,10 +64,25 @@ def cmd_test(args):
     print(f'results: {out}  per-class: {out.with_name("per_class.csv")}')
 
 
+def _end_process_group():
+    """This process's rank (0 when not distributed). Under ``torchrun`` every rank waits for
+    the others, then closes its process group: a rank leaving with gloo's threads still
+    running aborts ("terminate called without an active exception") and fails the launch."""
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        return 0
+    rank = dist.get_rank()
+    dist.barrier()
+    dist.destroy_process_group()
+    return rank
+
+
 def cmd_train(args):
     from .engine.trainer import train
     s = train(args.config, cfg_options=args.cfg_options, resume=args.resume,
               work_dir=args.work_dir, launcher=args.launcher)
+    if _end_process_group() > 0:
+        return
     print(f'trained {s["iters"]} iterations in {s["train_time_s"]:.0f} s, peak memory '
           f'{s["peak_mem_mb"]:.0f} MB; weights in {s["work_dir"]}', flush=True)
 
