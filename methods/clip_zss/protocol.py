@@ -7,7 +7,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ovseg_bench.data.image_text import _add_view
+from ovseg_bench.data.image_text import add_view
 
 IGNORE = 255
 
@@ -82,6 +82,6 @@ class PackImageInfo(BaseTransform):
     def transform(self, results):
         if 'img_path' not in results:
             raise KeyError('PackImageInfo needs img_path (place it after LoadImageFromFile)')
-        _add_view(results, 'image_id', image_id(results['img_path']))
-        _add_view(results, 'valid_hw', np.array(results['img'].shape[:2], dtype=np.int64))
+        add_view(results, 'image_id', image_id(results['img_path']))
+        add_view(results, 'valid_hw', np.array(results['img'].shape[:2], dtype=np.int64))
         return results
