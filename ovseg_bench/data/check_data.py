@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .prepare import LAYOUTS, SPLITS, resolve_name
+from .layouts import LAYOUTS, SPLITS, resolve_name
 
 SHOWN_PER_KIND = 5          # problems of one kind listed per split before "... and N more"
 PROGRESS_EVERY = 2000       # masks read between progress lines

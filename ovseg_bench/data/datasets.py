@@ -20,51 +20,24 @@ from mmcv.transforms import BaseTransform, LoadImageFromFile
 from mmseg.datasets.transforms import LoadAnnotations
 from mmseg.registry import DATASETS, TRANSFORMS
 
-from .synthetic import view_classes, voc_colormap
+from .layouts import LAYOUTS, voc_colormap
+from .synthetic import view_classes
 
 SYNTH_ROOT = 'data/synth'
 REAL_ROOT = 'data'
 
-VOC_LAYOUT = """VOCdevkit/VOC2012/
-  JPEGImages/<name>.jpg
-  SegmentationClass/<name>.png          palette PNG: 0 background, 1..{n} classes, 255 void
-  ImageSets/Segmentation/{{train,val}}.txt  one <name> per line"""
-CONTEXT_LAYOUT = """VOCdevkit/VOC2010/
-  JPEGImages/<name>.jpg
-  SegmentationClassContext/<name>.png         uint8: 0 background, 1..{n} classes
-  ImageSets/SegmentationContext/{{train,val}}.txt  one <name> per line"""
-COCO_STUFF_LAYOUT = """coco_stuff164k/
-  images/{{train2017,val2017}}/<id>.jpg
-  annotations/{{train2017,val2017}}/<id>_labelTrainIds.png
-      uint8: 0..{n} train ids, 255 unlabelled"""
-COCO_OBJECT_LAYOUT = """coco_stuff164k/
-  images/{{train2017,val2017}}/<id>.jpg
-  annotations/{{train2017,val2017}}/<id>_instanceTrainIds.png
-      uint8: 0 background, 1..80 things, 255 ignore"""
-CITYSCAPES_LAYOUT = """cityscapes/
-  leftImg8bit/{{train,val}}/<city>_<seq>_<frame>_leftImg8bit.png
-  gtFine/{{train,val}}/<city>_<seq>_<frame>_gtFine_labelTrainIds.png
-      uint8: 0..{n} train ids, 255 every other label"""
-CONTEXT459_LAYOUT = """VOCdevkit/VOC2010/
-  JPEGImages/<name>.jpg
-  annotations_detectron2/pc459_{{train,val}}/<name>.tif   uint16: 0..458 classes, 65535 ignore
-  ImageSets/SegmentationContext/{{train,val}}.txt      one <name> per line"""
-ADE847_LAYOUT = """ADE20K_2021_17_01/
-  images_detectron2/{{training,validation}}/<name>.jpg
-  annotations_detectron2/{{training,validation}}/<name>.tif   uint16: 0..846, 65535 ignore"""
-ADE_LAYOUT = """ADEChallengeData2016/
-  images/{{training,validation}}/ADE_{{train,val}}_<8 digits>.jpg
-  annotations/{{training,validation}}/ADE_{{train,val}}_<8 digits>.png
-      uint8: 0 other, 1..{n} classes"""
+# The expected files and prepare commands of mmseg's own classes, for :func:`check_dataset_cfg`.
+def _native(layout, config):
+    return LAYOUTS[layout].subdir, LAYOUTS[layout].tree(), config
 
-# Layouts and prepare commands of mmseg's own classes, for :func:`check_dataset_cfg`.
+
 NATIVE = {
-    'PascalVOCDataset': ('VOCdevkit/VOC2012', VOC_LAYOUT.format(n=20), 'voc21'),
-    'PascalContextDataset': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context60'),
-    'PascalContextDataset59': ('VOCdevkit/VOC2010', CONTEXT_LAYOUT.format(n=59), 'context59'),
-    'COCOStuffDataset': ('coco_stuff164k', COCO_STUFF_LAYOUT.format(n=170), 'coco_stuff171'),
-    'ADE20KDataset': ('ADEChallengeData2016', ADE_LAYOUT.format(n=150), 'ade150'),
-    'CityscapesDataset': ('cityscapes', CITYSCAPES_LAYOUT.format(n=18), 'cityscapes'),
+    'PascalVOCDataset': _native('voc', 'voc21'),
+    'PascalContextDataset': _native('context', 'context60'),
+    'PascalContextDataset59': _native('context', 'context59'),
+    'COCOStuffDataset': _native('coco-stuff', 'coco_stuff171'),
+    'ADE20KDataset': _native('ade20k', 'ade150'),
+    'CityscapesDataset': _native('cityscapes', 'cityscapes'),
 }
 
 
@@ -201,40 +174,40 @@ class LoadAnnotationsChecked(LoadAnnotations):
 class SynthVOCDataset(LayoutCheck, PascalVOCDataset):
     """Synthetic world in the PASCAL VOC 2012 layout: background + 8 things, 255 void borders."""
     METAINFO = _meta('voc')
-    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2012', True
-    LAYOUT = VOC_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+    SUBDIR, SYNTHETIC = LAYOUTS['voc'].subdir, True
+    LAYOUT = LAYOUTS['voc'].tree(n=len(METAINFO['classes']) - 1)
 
 
 @DATASETS.register_module()
 class SynthContextDataset(LayoutCheck, PascalContextDataset):
     """Synthetic world in the Pascal Context layout, 60-style: background + things + stuff."""
     METAINFO = _meta('context')
-    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2010', True
-    LAYOUT = CONTEXT_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+    SUBDIR, SYNTHETIC = LAYOUTS['context'].subdir, True
+    LAYOUT = LAYOUTS['context'].tree(n=len(METAINFO['classes']) - 1)
 
 
 @DATASETS.register_module()
 class SynthContext59Dataset(LayoutCheck, PascalContextDataset59):
     """Synthetic world in the Pascal Context layout, 59-style: background ignored."""
     METAINFO = _meta('context59')
-    SUBDIR, SYNTHETIC = 'VOCdevkit/VOC2010', True
-    LAYOUT = CONTEXT_LAYOUT.format(n=len(METAINFO['classes']))
+    SUBDIR, SYNTHETIC = LAYOUTS['context'].subdir, True
+    LAYOUT = LAYOUTS['context'].tree(n=len(METAINFO['classes']))
 
 
 @DATASETS.register_module()
 class SynthCOCOStuffDataset(LayoutCheck, COCOStuffDataset):
     """Synthetic world in the COCO-Stuff 164k layout: things + stuff train ids, 255 unlabelled."""
     METAINFO = _meta('coco_stuff')
-    SUBDIR, SYNTHETIC = 'coco_stuff164k', True
-    LAYOUT = COCO_STUFF_LAYOUT.format(n=len(METAINFO['classes']) - 1)
+    SUBDIR, SYNTHETIC = LAYOUTS['coco-stuff'].subdir, True
+    LAYOUT = LAYOUTS['coco-stuff'].tree(n=len(METAINFO['classes']) - 1)
 
 
 @DATASETS.register_module()
 class SynthADEDataset(LayoutCheck, ADE20KDataset):
     """Synthetic world in the ADE20K layout: 8 things + 5 stuff; 0 ("other") is ignored."""
     METAINFO = _meta('ade')
-    SUBDIR, SYNTHETIC = 'ADEChallengeData2016', True
-    LAYOUT = ADE_LAYOUT.format(n=len(METAINFO['classes']))
+    SUBDIR, SYNTHETIC = LAYOUTS['ade20k'].subdir, True
+    LAYOUT = LAYOUTS['ade20k'].tree(n=len(METAINFO['classes']))
 
 
 # ---------------------------------------------------------------- real views mmseg lacks
@@ -247,8 +220,8 @@ class PascalVOC20Dataset(LayoutCheck, PascalVOCDataset):
     """
     METAINFO = dict(classes=PascalVOCDataset.METAINFO['classes'][1:],
                     palette=PascalVOCDataset.METAINFO['palette'][1:])
-    SUBDIR, PREPARE_NAME = 'VOCdevkit/VOC2012', 'voc20'
-    LAYOUT = VOC_LAYOUT.format(n=20)
+    SUBDIR, PREPARE_NAME = LAYOUTS['voc'].subdir, 'voc20'
+    LAYOUT = LAYOUTS['voc'].tree()
 
     def __init__(self, ann_file, reduce_zero_label=True, **kwargs):
         super().__init__(ann_file=ann_file, reduce_zero_label=reduce_zero_label, **kwargs)
@@ -267,8 +240,8 @@ class COCOObjectDataset(LayoutCheck, BaseSegDataset):
     """
     METAINFO = dict(classes=('background',) + COCOStuffDataset.METAINFO['classes'][:80],
                     palette=[[0, 0, 0]] + COCOStuffDataset.METAINFO['palette'][:80])
-    SUBDIR, PREPARE_NAME = 'coco_stuff164k', 'coco_object'
-    LAYOUT = COCO_OBJECT_LAYOUT
+    SUBDIR, PREPARE_NAME = LAYOUTS['coco-object'].subdir, 'coco_object'
+    LAYOUT = LAYOUTS['coco-object'].tree()
 
     def __init__(self, img_suffix='.jpg', seg_map_suffix='_instanceTrainIds.png',
                  reduce_zero_label=False, **kwargs):
@@ -309,16 +282,16 @@ class PascalContext459Dataset(_WideDataset):
     """Pascal Context with all 459 classes (``prepare context459``), as MaskFormer's converter
     writes it and ProxyCLIP's harness reads it."""
     METAINFO = dict(classes=_names('context459'))
-    SUBDIR, PREPARE_NAME = 'VOCdevkit/VOC2010', 'context459'
-    LAYOUT = CONTEXT459_LAYOUT
+    SUBDIR, PREPARE_NAME = LAYOUTS['context459'].subdir, 'context459'
+    LAYOUT = LAYOUTS['context459'].tree()
 
 
 @DATASETS.register_module()
 class ADE20K847Dataset(_WideDataset):
     """ADE20K-Full, 847 classes (``prepare ade847``), in MaskFormer's layout."""
     METAINFO = dict(classes=_names('ade847'))
-    SUBDIR, PREPARE_NAME = 'ADE20K_2021_17_01', 'ade847'
-    LAYOUT = ADE847_LAYOUT
+    SUBDIR, PREPARE_NAME = LAYOUTS['ade847'].subdir, 'ade847'
+    LAYOUT = LAYOUTS['ade847'].tree()
 
 
 # ---------------------------------------------------------------- named splits

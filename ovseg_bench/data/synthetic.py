@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .layouts import LAYOUTS as DATASET_LAYOUTS, VOC_PALETTE
+
 GENERATOR_VERSION = 3  # bump when rendering changes: roots written before are regenerated
 
 
@@ -133,16 +135,6 @@ def view_classes(view):
 def view_lut(view):
     """uint8 lookup table: world class id -> value written in that view's mask files."""
     return _VIEWS[view][1].copy()
-
-
-def voc_colormap(n=256):
-    """PASCAL VOC's colour map: index bits spread over the high bits of R, G and B."""
-    idx = np.arange(n)
-    cmap = np.zeros((n, 3), np.int64)
-    for shift in range(8):
-        for ch in range(3):
-            cmap[:, ch] |= ((idx >> (3 * shift + ch)) & 1) << (7 - shift)
-    return cmap.astype(np.uint8)
 
 
 # ---------------------------------------------------------------- vocabularies
@@ -525,9 +517,8 @@ def _boundary(ids, width=1):
 
 # ---------------------------------------------------------------- writing the layouts
 _STREAMS = {'voc': 1, 'context': 2, 'coco_stuff': 3, 'ade': 4, 'captions': 5}
-_LAYOUT_DIRS = ('VOCdevkit/VOC2012', 'VOCdevkit/VOC2010', 'coco_stuff164k',
-                'ADEChallengeData2016', 'coco')
-_VOC_PALETTE = voc_colormap().ravel().tolist()
+_LAYOUT_DIRS = tuple(DATASET_LAYOUTS[name].subdir for name in ('voc', 'context', 'coco-stuff',
+                                                                 'ade20k')) + ('coco',)
 
 
 def _scene(seed, stream, split_id, i, size):
@@ -559,7 +550,7 @@ def _voc_image(base, seed, split_id, offset, size, i):
     seg = view_lut('voc')[s['label']]
     seg[_boundary(s['instances'])] = 255   # void border around every object
     _save_jpg(s['rgb'], base / 'JPEGImages' / f'{name}.jpg')
-    _save_png(seg, base / 'SegmentationClass' / f'{name}.png', _VOC_PALETTE)
+    _save_png(seg, base / 'SegmentationClass' / f'{name}.png', VOC_PALETTE)
     return name
 
 

@@ -10,7 +10,7 @@ from scipy.io import savemat
 
 from ovseg_bench.cli import build_parser
 from ovseg_bench.data.catalog import dataset_names, load_dataset_cfg
-from ovseg_bench.data.prepare import LAYOUTS, prepare, resolve_name
+from ovseg_bench.data.prepare import LAYOUTS, PREPARERS, prepare, resolve_name
 
 
 def write_jpg(path, width, height):
@@ -357,6 +357,14 @@ def test_ade20k_unpaired_files_fail(ade_raw, tmp_path):
 
 
 # ---------------------------------------------------------------- names and the command
+def test_every_layout_has_one_converter_and_describes_its_files():
+    assert set(PREPARERS) == set(LAYOUTS)
+    for layout in LAYOUTS.values():
+        tree = layout.tree()
+        assert tree.startswith(f'{layout.subdir}/')
+        assert f'{layout.mask_suffix}\n' in tree and str(layout.num_labels - 1) in tree
+
+
 def test_every_prepare_hint_names_a_real_command():
     from ovseg_bench.data.datasets import NATIVE, COCOObjectDataset, PascalVOC20Dataset
     hinted = [name for _, _, name in NATIVE.values()]

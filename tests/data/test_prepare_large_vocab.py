@@ -11,7 +11,7 @@ from scipy.io import savemat
 
 from ovseg_bench.data.check_data import check_data
 from ovseg_bench.data.prepare import LAYOUTS, prepare
-from ovseg_bench.data.prepare_large_vocab import ade847_size
+from ovseg_bench.data.prepare.large_vocab import ade847_size
 from ovseg_bench.engine.evaluate import evaluate
 
 CFG = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),

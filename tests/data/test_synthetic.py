@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from ovseg_bench.data import synthetic as S
+from ovseg_bench.data.layouts import voc_colormap
 from ovseg_bench.text import VOCAB_DIR, load_vocabulary
 
 
@@ -78,7 +79,7 @@ def test_views_and_vocabularies_agree_with_the_world():
 
 
 def test_voc_colormap():
-    cmap = S.voc_colormap()
+    cmap = voc_colormap()
     assert cmap[:3].tolist() == [[0, 0, 0], [128, 0, 0], [0, 128, 0]]
     assert cmap[255].tolist() == [224, 224, 192]
 
@@ -163,7 +164,7 @@ def test_voc_layout(synth_root):
     assert [f.stem for f in files] == sorted(train + val)
     assert all(i.mode == 'P' for i in ims)
     assert np.array_equal(np.asarray(ims[0].getpalette()[:768]).reshape(-1, 3),
-                          S.voc_colormap())
+                          voc_colormap())
     v = values(ims)
     assert v <= set(range(len(S.THINGS) + 1)) | {255} and {0, 255} <= v
     for name in val:

@@ -23,20 +23,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import prepare as base
+from ..layouts import ADE_DIRS, LAYOUTS, SPLITS, WIDE_VOID
+from .context import CONTEXT_MAX_LABEL, load_label_map, prepare_context
+from .files import Progress, find_root, partial_path, pick_splits, require, up_to_date
 
-WIDE_VOID = 65535
-
-CONTEXT459 = base.Layout(
-    'context459', 'VOCdevkit/VOC2010', 'JPEGImages', 'annotations_detectron2/pc459_{split}',
-    '.tif', 459, {'train': 4998, 'val': 5105}, ('context459',), base._CONTEXT_DOWNLOAD,
-    split_file='ImageSets/SegmentationContext/{split}.txt', void=WIDE_VOID)
+CONTEXT459, ADE847 = LAYOUTS['context459'], LAYOUTS['ade847']
 
 
 def save_wide_mask(labels, dst):
     """Write a uint16 label map as a single-channel 16-bit TIFF, through a temporary file."""
     dst = Path(dst)
-    tmp = base._partial(dst)
+    tmp = partial_path(dst)
     Image.fromarray(np.ascontiguousarray(labels, dtype=np.uint16)).save(tmp, format='TIFF')
     os.replace(tmp, dst)
 
@@ -44,18 +41,18 @@ def save_wide_mask(labels, dst):
 def context459_labels(label_map):
     """A PASCAL-Context ``LabelMap`` (0..459) -> 0..458, and 65535 where it is 0."""
     label_map = np.asarray(label_map).astype(np.int64)
-    if label_map.size and (label_map.min() < 0 or label_map.max() > base.CONTEXT_MAX_LABEL):
-        raise ValueError(f'labels outside 0..{base.CONTEXT_MAX_LABEL}: not a 459-class '
+    if label_map.size and (label_map.min() < 0 or label_map.max() > CONTEXT_MAX_LABEL):
+        raise ValueError(f'labels outside 0..{CONTEXT_MAX_LABEL}: not a 459-class '
                          f'LabelMap')
     return np.where(label_map == 0, WIDE_VOID, label_map - 1).astype(np.uint16)
 
 
 def convert_context459_mask(mat_path, dst, force=False):
     mat_path, dst = Path(mat_path), Path(dst)
-    if base._up_to_date(dst, [mat_path], force):
+    if up_to_date(dst, [mat_path], force):
         return False
     try:
-        labels = context459_labels(base._load_label_map(mat_path))
+        labels = context459_labels(load_label_map(mat_path))
     except ValueError as err:
         raise ValueError(f'{mat_path}: {err}') from None
     save_wide_mask(labels, dst)
@@ -64,24 +61,17 @@ def convert_context459_mask(mat_path, dst, force=False):
 
 def prepare_context459(src, out, splits=None, force=False, log=print):
     """The ``context`` converter's raw files and splits, with 459-class 16-bit masks."""
-    base.prepare_context(src, out, splits, force, log, layout=CONTEXT459,
-                         convert=convert_context459_mask)
+    prepare_context(src, out, splits, force, log, layout=CONTEXT459,
+                    convert=convert_context459_mask)
 
 
 # ---------------------------------------------------------------- ADE20K-Full (847 classes)
 # The ADE20K object index (``R // 10 * 256 + G`` of a ``*_seg.png``) of each of the 847
 # classes, one per line in class order (MaskFormer's ADE20K_SEM_SEG_FULL_CATEGORIES, by
 # trainId); every other object becomes 65535.
-ADE847_IDS = tuple(int(v) for v in (Path(__file__).with_name('ade847_ids.txt')
-                                    .read_text().split()))
-ADE847_SPLITS = {'train': 'training', 'val': 'validation'}
+ADE847_IDS = tuple(int(v) for v in
+                   (Path(__file__).parents[1] / 'ade847_ids.txt').read_text().split())
 ADE847_SHORT = 512          # MaskFormer's converter shrinks images whose short side is longer
-
-ADE847 = base.Layout(
-    'ade847', 'ADE20K_2021_17_01', 'images_detectron2/{split}', 'annotations_detectron2/{split}',
-    '.tif', 847, {'train': 25574, 'val': 2000}, ('ade847',),
-    'ADE20K_2021_17_01.zip (ADE20K full release, https://ade20k.csail.mit.edu/)',
-    split_dirs=ADE847_SPLITS, void=WIDE_VOID)
 
 
 def ade847_labels(seg_rgb):
@@ -106,7 +96,7 @@ def convert_ade847(img_path, seg_path, img_dst, mask_dst, force=False):
     """One image and its mask as MaskFormer's converter writes them: resized (bilinear image,
     nearest mask) when the short side passes 512, the image re-saved as JPEG by PIL."""
     import cv2
-    if base._up_to_date(mask_dst, [seg_path], force) and base._up_to_date(img_dst, [img_path]):
+    if up_to_date(mask_dst, [seg_path], force) and up_to_date(img_dst, [img_path]):
         return False
     with Image.open(img_path) as im:
         img = np.asarray(im.convert('RGB'))
@@ -117,7 +107,7 @@ def convert_ade847(img_path, seg_path, img_dst, mask_dst, force=False):
     if (nh, nw) != (h, w):
         img = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
         labels = cv2.resize(labels, (nw, nh), interpolation=cv2.INTER_NEAREST)
-    tmp = base._partial(Path(img_dst))
+    tmp = partial_path(Path(img_dst))
     Image.fromarray(img).save(tmp, format='JPEG')
     os.replace(tmp, img_dst)
     save_wide_mask(labels, mask_dst)
@@ -127,13 +117,13 @@ def convert_ade847(img_path, seg_path, img_dst, mask_dst, force=False):
 def prepare_ade847(src, out, splits=None, force=False, log=print):
     """ADE20K_2021_17_01 (``images/ADE/{training,validation}/**/<name>.jpg`` with
     ``<name>_seg.png``) -> ``OUT/ADE20K_2021_17_01/{images,annotations}_detectron2``."""
-    raw = base._find_root(src, ['ADE20K_2021_17_01', '.'], ['images/ADE'], ADE847)
-    available = {s: raw / 'images' / 'ADE' / ADE847_SPLITS[s] for s in base.SPLITS}
-    for split in base._pick_splits(ADE847, splits, available, log):
+    raw = find_root(src, ['ADE20K_2021_17_01', '.'], ['images/ADE'], ADE847)
+    available = {s: raw / 'images' / 'ADE' / ADE_DIRS[s] for s in SPLITS}
+    for split in pick_splits(ADE847, splits, available, log):
         images = sorted(available[split].rglob('*.jpg'))
         segs = [p.with_name(f'{p.stem}_seg.png') for p in images]
-        base._require(ADE847, split, segs, 'object masks (<name>_seg.png)')
-        progress = base.Progress(f'ade847 {split}', len(images), log)
+        require(ADE847, split, segs, 'object masks (<name>_seg.png)')
+        progress = Progress(f'ade847 {split}', len(images), log)
         for img, seg in zip(images, segs):
             progress.step(convert_ade847(
                 img, seg, ADE847.images(out, split) / img.name,

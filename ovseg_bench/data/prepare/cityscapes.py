@@ -17,20 +17,17 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import prepare as base
+from ..layouts import LAYOUTS, SPLITS, VOID
+from .files import (Progress, find_root, link_or_copy, lookup, pick_splits, require, save_mask,
+                    up_to_date)
 
 # labelId -> trainId of the 19 evaluated classes (road 7 -> 0, ..., bicycle 33 -> 18).
 CITYSCAPES_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32,
                         33)
-CITYSCAPES_LUT = base._lookup(CITYSCAPES_LABEL_IDS, 256, base.VOID)
-IMG_SUFFIX, MASK_SUFFIX = '_leftImg8bit.png', '_gtFine_labelTrainIds.png'
+CITYSCAPES_LUT = lookup(CITYSCAPES_LABEL_IDS, 256, VOID)
+LAYOUT = LAYOUTS['cityscapes']
+IMG_SUFFIX, MASK_SUFFIX = LAYOUT.img_suffix, LAYOUT.mask_suffix
 LABEL_IDS_SUFFIX = '_gtFine_labelIds.png'
-
-LAYOUT = base.Layout(
-    'cityscapes', 'cityscapes', 'leftImg8bit/{split}', 'gtFine/{split}', MASK_SUFFIX, 19,
-    {'train': 2975, 'val': 500}, ('cityscapes',),
-    'leftImg8bit_trainvaltest.zip and gtFine_trainvaltest.zip (Cityscapes, '
-    'https://www.cityscapes-dataset.com/downloads/)', img_suffix=IMG_SUFFIX)
 
 
 def cityscapes_labels(label_ids):
@@ -40,22 +37,22 @@ def cityscapes_labels(label_ids):
 
 def convert_cityscapes_mask(src, dst, force=False):
     src, dst = Path(src), Path(dst)
-    if base._up_to_date(dst, [src], force):
+    if up_to_date(dst, [src], force):
         return False
     with Image.open(src) as img:
         if img.mode not in ('L', 'P'):
             raise ValueError(f'{src}: a {img.mode} image, not a labelIds mask (8-bit ids)')
         labels = cityscapes_labels(np.asarray(img))
-    base.save_mask(labels, dst)
+    save_mask(labels, dst)
     return True
 
 
 def prepare_cityscapes(src, out, splits=None, force=False, log=print):
     """Cityscapes ``leftImg8bit/`` and ``gtFine/`` (``RAW`` or ``RAW/cityscapes``) ->
     ``OUT/cityscapes``, flat per split, train-id masks."""
-    raw = base._find_root(src, ['.', 'cityscapes'], ['leftImg8bit', 'gtFine'], LAYOUT)
-    available = {s: raw / 'leftImg8bit' / s for s in base.SPLITS}
-    for split in base._pick_splits(LAYOUT, splits, available, log):
+    raw = find_root(src, ['.', 'cityscapes'], ['leftImg8bit', 'gtFine'], LAYOUT)
+    available = {s: raw / 'leftImg8bit' / s for s in SPLITS}
+    for split in pick_splits(LAYOUT, splits, available, log):
         images = sorted((raw / 'leftImg8bit' / split).glob(f'*/*{IMG_SUFFIX}'))
         if not images:
             raise FileNotFoundError(f'cityscapes {split}: no <city>/*{IMG_SUFFIX} in '
@@ -66,15 +63,15 @@ def prepare_cityscapes(src, out, splits=None, force=False, log=print):
         train_ids = [gt_dir / p.parent.name / f'{s}{MASK_SUFFIX}' for p, s in zip(images, stems)]
         label_ids = [gt_dir / p.parent.name / f'{s}{LABEL_IDS_SUFFIX}'
                      for p, s in zip(images, stems)]
-        base._require(LAYOUT, split, [t if t.is_file() else lab
-                                      for t, lab in zip(train_ids, label_ids)],
-                      'gtFine labelIds masks')
-        progress = base.Progress(f'cityscapes {split}', len(images), log)
+        require(LAYOUT, split, [t if t.is_file() else lab
+                                for t, lab in zip(train_ids, label_ids)],
+                'gtFine labelIds masks')
+        progress = Progress(f'cityscapes {split}', len(images), log)
         for img, stem, tid, lid in zip(images, stems, train_ids, label_ids):
-            wrote = base.link_or_copy(img, LAYOUT.images(out, split) / img.name, force)
+            wrote = link_or_copy(img, LAYOUT.images(out, split) / img.name, force)
             dst = LAYOUT.masks(out, split) / f'{stem}{MASK_SUFFIX}'
             if tid.is_file():
-                wrote |= base.link_or_copy(tid, dst, force)
+                wrote |= link_or_copy(tid, dst, force)
             else:
                 wrote |= convert_cityscapes_mask(lid, dst, force)
             progress.step(wrote)
