@@ -9,6 +9,8 @@ from PIL import Image
 
 from ovseg_bench.data import synthetic as S
 from ovseg_bench.data.layouts import voc_colormap
+from ovseg_bench.data.synthetic.scene import render
+from ovseg_bench.data.synthetic.world import _VOCAB_VIEWS
 from ovseg_bench.text import VOCAB_DIR, load_vocabulary
 
 
@@ -19,7 +21,7 @@ def mentions(caption, cls):
 
 
 def scenes(n, seed=0):
-    return [S._render(np.random.default_rng([seed, i])) for i in range(n)]
+    return [render(np.random.default_rng([seed, i])) for i in range(n)]
 
 
 def test_render_scene_is_deterministic_by_seed():
@@ -73,7 +75,7 @@ def test_views_and_vocabularies_agree_with_the_world():
         assert text == '\n'.join(S.vocabulary_lines(name)) + '\n', (
             f'{name}.txt is stale: regenerate with synthetic.write_vocabularies()')
         vocab = load_vocabulary(name)
-        classes = S.view_classes(S._VOCAB_VIEWS[name])
+        classes = S.view_classes(_VOCAB_VIEWS[name])
         assert [v[0] for v in vocab] == list(classes)
         assert all(v for v in vocab)  # every class has text (background via its stuff)
 

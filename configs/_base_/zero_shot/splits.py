@@ -20,7 +20,7 @@ zero_shot_splits = dict(
     # context59_zs3net.py beside this file.
     context59=['aeroplane', 'bed', 'bedclothes', 'boat', 'bottle', 'car', 'cloth', 'cow',
                'keyboard', 'plate'],
-    # The embedded synthetic world (ovseg_bench/data/synthetic.py: things circle square
+    # The embedded synthetic world (ovseg_bench/data/synthetic/world.py: things circle square
     # triangle star cross ring diamond heart; stuff grass water brick sand wood sky). Declared
     # like VOC's split, by position and not by results: the last two things and the last
     # stuff class are unseen. Views that lack a class (VOC: stuff is background; Context:
