@@ -14,7 +14,7 @@ from mmengine.hooks import Hook
 from torch import nn
 
 from ovseg_bench.engine import trainer as T
-from ovseg_bench.engine.hooks import NonFiniteLossError
+from ovseg_bench.engine.hooks import NonFiniteLossError, unwrap
 from ovseg_bench.head import MethodHead
 from ovseg_bench.registry import METHODS, load_plugins
 
@@ -187,7 +187,7 @@ def test_train_config_rules_reach_the_optimiser(synth_root, micro_model, tmp_pat
     runner = T.build_runner(cfg)
     runner.optim_wrapper = runner.build_optim_wrapper(runner.optim_wrapper)
     groups = {g['name']: g for g in runner.optim_wrapper.optimizer.param_groups}
-    head = T.H.unwrap(runner.model).head
+    head = unwrap(runner.model).head
     assert not head.backbone.model.visual.conv1.weight.requires_grad
     assert groups['visual.ln_post.no_decay']['lr'] == pytest.approx(1e-3)
     assert groups['backbone.decay']['lr'] == 0.0
