@@ -9,4 +9,5 @@ if 'ovseg-tiny' not in open_clip.list_models():
 
 from .hf_clip import HFCLIPBackbone  # noqa: E402,F401
 from .open_clip import OpenCLIPBackbone  # noqa: E402,F401
+from .open_clip_timm import OpenCLIPTimmBackbone  # noqa: E402,F401  (the timm-tower adapter)
 from .vfm import TimmVFM  # noqa: E402,F401

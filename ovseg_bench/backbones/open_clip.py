@@ -152,13 +152,19 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
             that SCLIP, ClearCLIP, NACLIP and ProxyCLIP use; their ViT-B/16 configs set it).
     """
 
+    _tower_adapters = {}   # image tower kind -> the subclass adapting it (its ``tower=``)
+
+    def __init_subclass__(cls, tower=None, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if tower is not None:
+            OpenCLIPBackbone._tower_adapters[tower] = cls
+
     def __new__(cls, model=None, *args, **kwargs):
         # an open_clip model whose image tower is a timm model gets the timm-tower adapter
         # (``model`` is None when copy/pickle re-create an instance)
         if cls is OpenCLIPBackbone and model is not None and open_clip.get_model_config(
                 _resolve_model_name(model)).get('vision_cfg', {}).get('timm_model_name'):
-            from .open_clip_timm import OpenCLIPTimmBackbone
-            cls = OpenCLIPTimmBackbone
+            cls = OpenCLIPBackbone._tower_adapters['timm']
         return super().__new__(cls)
 
     def __init__(self, model, pretrained=None, frozen=False, pos_interpolation='size'):

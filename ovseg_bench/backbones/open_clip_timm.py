@@ -14,7 +14,7 @@ def _timm_blocks():
     return Block, EvaBlock
 
 
-class OpenCLIPTimmBackbone(OpenCLIPBackbone):
+class OpenCLIPTimmBackbone(OpenCLIPBackbone, tower='timm'):
     """open_clip CLIP with a timm ViT image tower (built through ``OpenCLIPBackbone`` from the
     model name: ``ViT-B-16-SigLIP``, ``ViT-B-16-SigLIP2``, ``EVA02-B-16``, ...).
 
