@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from ovseg_bench.data.zero_shot import IGNORE, dataset_classes, unseen_lut
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import gather_rows_no_grad
 from ovseg_bench.registry import METHODS
@@ -10,7 +11,6 @@ from ovseg_bench.registry import METHODS
 from .glm import ClassTokenBank, class_token_attention, masked_info_nce
 from .modules import PseudoWeightSynthesizer, SigmoidLogits, build_encoder, focal_dice_loss
 from .plm import pseudo_regions
-from .protocol import IGNORE, dataset_classes, unseen_lut
 
 LOSS_WEIGHTS = dict(glm=1.0, ce=1.0, focal=100.0, dice=1.0, bce=1.0)
 
@@ -36,7 +36,7 @@ class CLIPZSS(MethodHead):
     CLIP as teacher (Chen et al., arXiv 2310.02296).
 
     Setting: inductive generalized zero-shot. Training sees pixel labels of the seen classes
-    only (unseen pixels are ignore, :class:`~.protocol.IgnoreUnseenClasses`) and never the
+    only (unseen pixels are ignore, :class:`~ovseg_bench.data.zero_shot.IgnoreUnseenClasses`) and never the
     unseen names; the trained ``encoder`` alone, compared with class text embeddings, makes
     the prediction (:meth:`drop_teacher` removes CLIP's image tower).
 

@@ -1,6 +1,7 @@
-"""Data: the synthetic world (``synthetic``), dataset classes registered into mmseg's
-``DATASETS`` (``datasets``, and the image-text sets and views of ``image_text``, imported
-here so they register) and named dataset configs
-(``catalog``)."""
+"""Data: the synthetic world (``synthetic``), the on-disk layouts (``layouts``) and their
+converters (``prepare``), dataset classes registered into mmseg's ``DATASETS`` (``datasets``,
+the image-text sets and views of ``image_text``, the zero-shot training transforms of
+``zero_shot``: imported here so they register) and named dataset configs (``catalog``)."""
 from . import datasets  # noqa: F401  (registers the dataset classes)
 from . import image_text  # noqa: F401  (registers the caption datasets and views)
+from . import zero_shot  # noqa: F401  (registers the zero-shot training transforms)

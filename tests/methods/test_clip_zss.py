@@ -11,11 +11,11 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from methods.clip_zss import (CLIPZSS, IgnoreUnseenClasses, PackImageInfo,
-                              PseudoWeightSynthesizer, class_token_attention, dataset_classes,
+from methods.clip_zss import (CLIPZSS, PseudoWeightSynthesizer, class_token_attention,
                               focal_dice_loss, fuse_groups, label_fractions, masked_info_nce,
                               multiscale_regions, pseudo_regions, seeded_kmeans, window_seeds)
 from ovseg_bench.backbones import OpenCLIPBackbone
+from ovseg_bench.data.zero_shot import IgnoreUnseenClasses, PackImageInfo, dataset_classes
 from ovseg_bench.engine.metrics import OVIoUMetric, harmonic_mean
 from ovseg_bench.segmentor import OVSegmentor
 

@@ -1,13 +1,15 @@
 """The inductive generalized zero-shot training protocol's data side: unseen-class pixels become
-ignore (:class:`IgnoreUnseenClasses`), and each crop carries its image's id and unpadded size
-(:class:`PackImageInfo`) for the memory bank and the pseudo labels."""
+ignore (:class:`IgnoreUnseenClasses`, with :func:`unseen_lut` over :func:`dataset_classes`), and
+each crop carries its image's id and unpadded size (:class:`PackImageInfo`) for a method's
+memory bank and pseudo labels. Configs name the transforms by type (mmseg's ``TRANSFORMS``)."""
 import hashlib
 
 import numpy as np
 from mmcv.transforms import BaseTransform
-from mmseg.registry import TRANSFORMS
+from mmseg.registry import DATASETS, TRANSFORMS
 
-from ovseg_bench.data.image_text import add_view
+from .catalog import load_dataset_cfg
+from .image_text import add_view
 
 IGNORE = 255
 
@@ -15,10 +17,6 @@ IGNORE = 255
 def dataset_classes(name):
     """Class names, in label order, of the named dataset config (``configs/_base_/datasets``),
     as its mmseg dataset class reports them (after ``reduce_zero_label``)."""
-    from mmseg.registry import DATASETS
-
-    import ovseg_bench.data  # noqa: F401  (registers the project's dataset classes)
-    from ovseg_bench.data.catalog import load_dataset_cfg
     ds = load_dataset_cfg(name)
     split = ds.get('train') or ds['eval']
     cls = DATASETS.get(split['type'])
