@@ -15,11 +15,10 @@ already made by cityscapesScripts are linked as they are.
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from ..layouts import LAYOUTS, SPLITS, VOID
-from .files import (Progress, find_root, link_or_copy, lookup, pick_splits, require, save_mask,
-                    up_to_date)
+from .files import (Progress, convert_id_mask, find_root, link_or_copy, lookup, pick_splits,
+                    require)
 
 # labelId -> trainId of the 19 evaluated classes (road 7 -> 0, ..., bicycle 33 -> 18).
 CITYSCAPES_LABEL_IDS = (7, 8, 11, 12, 13, 17, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 31, 32,
@@ -36,15 +35,7 @@ def cityscapes_labels(label_ids):
 
 
 def convert_cityscapes_mask(src, dst, force=False):
-    src, dst = Path(src), Path(dst)
-    if up_to_date(dst, [src], force):
-        return False
-    with Image.open(src) as img:
-        if img.mode not in ('L', 'P'):
-            raise ValueError(f'{src}: a {img.mode} image, not a labelIds mask (8-bit ids)')
-        labels = cityscapes_labels(np.asarray(img))
-    save_mask(labels, dst)
-    return True
+    return convert_id_mask(src, dst, cityscapes_labels, 'a labelIds mask', force)
 
 
 def prepare_cityscapes(src, out, splits=None, force=False, log=print):

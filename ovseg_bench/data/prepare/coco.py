@@ -8,8 +8,8 @@ import numpy as np
 from PIL import Image
 
 from ..layouts import COCO_DIRS, LAYOUTS, VOID
-from .files import (Progress, first_dir, link_or_copy, lookup, pick_splits, require,
-                    require_dir, save_mask, up_to_date)
+from .files import (Progress, convert_id_mask, first_dir, link_or_copy, lookup, pick_splits,
+                    require, require_dir, save_mask, up_to_date)
 
 # COCO: stuffthingmaps hold the COCO category id - 1 (0..181). These 11 ids were never used;
 # the other 171 become train ids 0..170 in order (mmseg's COCOStuffDataset classes).
@@ -37,15 +37,7 @@ def coco_stuff_labels(ids):
 
 
 def convert_coco_stuff_mask(src, dst, force=False):
-    src, dst = Path(src), Path(dst)
-    if up_to_date(dst, [src], force):
-        return False
-    with Image.open(src) as img:
-        if img.mode not in ('L', 'P'):
-            raise ValueError(f'{src}: a {img.mode} image, not a stuffthingmap (8-bit ids)')
-        labels = coco_stuff_labels(np.asarray(img))
-    save_mask(labels, dst)
-    return True
+    return convert_id_mask(src, dst, coco_stuff_labels, 'a stuffthingmap', force)
 
 
 def prepare_coco_stuff(src, out, splits=None, force=False, log=print):

@@ -44,16 +44,22 @@ def load_label_map(path):
     return mat['LabelMap']
 
 
-def convert_context_mask(mat_path, dst, force=False):
+def convert_label_map(mat_path, dst, to_labels, save=save_mask, force=False):
+    """A PASCAL-Context ``.mat`` label map -> ``save(to_labels(LabelMap), dst)``; False when
+    ``dst`` was already up to date."""
     mat_path, dst = Path(mat_path), Path(dst)
     if up_to_date(dst, [mat_path], force):
         return False
     try:
-        labels = context_labels(load_label_map(mat_path))
+        labels = to_labels(load_label_map(mat_path))
     except ValueError as err:
         raise ValueError(f'{mat_path}: {err}') from None
-    save_mask(labels, dst)
+    save(labels, dst)
     return True
+
+
+def convert_context_mask(mat_path, dst, force=False):
+    return convert_label_map(mat_path, dst, context_labels, force=force)
 
 
 def _context_splits_from_json(path):

@@ -70,6 +70,20 @@ def save_mask(labels, dst, palette=None):
     os.replace(tmp, dst)
 
 
+def convert_id_mask(src, dst, to_labels, what, force=False):
+    """An 8-bit id mask (``L`` or ``P`` PNG, ``what`` it is called in the error) mapped by
+    ``to_labels`` and written as a label PNG; False when ``dst`` was already up to date."""
+    src, dst = Path(src), Path(dst)
+    if up_to_date(dst, [src], force):
+        return False
+    with Image.open(src) as img:
+        if img.mode not in ('L', 'P'):
+            raise ValueError(f'{src}: a {img.mode} image, not {what} (8-bit ids)')
+        labels = to_labels(np.asarray(img))
+    save_mask(labels, dst)
+    return True
+
+
 class Progress:
     """Counts the images of one split, printing a line every ``every`` and a summary."""
 

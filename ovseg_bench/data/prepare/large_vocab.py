@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image
 
 from ..layouts import ADE_DIRS, LAYOUTS, SPLITS, WIDE_VOID
-from .context import CONTEXT_MAX_LABEL, load_label_map, prepare_context
+from .context import CONTEXT_MAX_LABEL, convert_label_map, prepare_context
 from .files import Progress, find_root, partial_path, pick_splits, require, up_to_date
 
 CONTEXT459, ADE847 = LAYOUTS['context459'], LAYOUTS['ade847']
@@ -48,15 +48,7 @@ def context459_labels(label_map):
 
 
 def convert_context459_mask(mat_path, dst, force=False):
-    mat_path, dst = Path(mat_path), Path(dst)
-    if up_to_date(dst, [mat_path], force):
-        return False
-    try:
-        labels = context459_labels(load_label_map(mat_path))
-    except ValueError as err:
-        raise ValueError(f'{mat_path}: {err}') from None
-    save_wide_mask(labels, dst)
-    return True
+    return convert_label_map(mat_path, dst, context459_labels, save_wide_mask, force)
 
 
 def prepare_context459(src, out, splits=None, force=False, log=print):

@@ -63,7 +63,7 @@ def world_description(seed, n_val, n_seg_train, n_caption_train, n_caption_val, 
 def make_synthetic(out, seed=0, n_val=100, n_seg_train=300, n_caption_train=3000,
                    n_caption_val=300, size=(128, 96), progress=True, layouts=LAYOUTS,
                    workers=None):
-    """Write the synthetic world under ``out`` in the real datasets' layouts (the package docstring).
+    """Write the synthetic world under ``out`` in the real datasets' layouts (see the package).
 
     ``size`` is (width, height) of every image; ``layouts`` a subset of :data:`LAYOUTS` (e.g.
     ``('voc',)`` with ``size=(500, 375)`` and ``n_val=1449`` for a VOC-sized validation set).

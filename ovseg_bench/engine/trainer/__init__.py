@@ -13,10 +13,10 @@ naming the nearest valid one)::
     work_dir   = 'work_dirs/<config name>'
     zeroshot   = dict(ann_file=..., img_dir=...)   # optional, run at the end
 
-:func:`train` turns it into Runner arguments (:mod:`.runner`): AdamW over the trainable parameters only (the
-backbone's at ``lr * backbone_lr_mult``; parameters whose name contains a key of
-``custom_keys`` at that key's ``lr_mult`` / ``decay_mult``; those matching ``frozen`` not
-trained at all; 1-d tensors -- biases, norms, the temperature -- without weight decay),
+:func:`train` turns it into Runner arguments (:mod:`.runner`): AdamW over the trainable
+parameters only (the backbone's at ``lr * backbone_lr_mult``; parameters whose name contains a
+key of ``custom_keys`` at that key's ``lr_mult`` / ``decay_mult``; those matching ``frozen``
+not trained at all; 1-d tensors -- biases, norms, the temperature -- without weight decay),
 linear warm-up then cosine to 0, gradient clipping, bf16 autocast when CUDA is available
 (``precision``), an iteration-based loop, checkpoints every ``checkpoint_interval`` and at
 the end, text and JSON logs with every loss term, a NaN/inf guard, and at the end
