@@ -6,7 +6,6 @@ Runs mmengine's test loop over an mmseg dataset with the protocol's pipeline, sc
 """
 import contextlib
 import logging
-import resource
 import time
 from pathlib import Path
 
@@ -24,14 +23,7 @@ from ..segmentor import OVSegmentor, resolve_protocol
 from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
-
-
-def peak_memory_mb():
-    """CUDA peak allocation, or on CPU the process's maximum resident set (a high-water
-    mark over the process's life, so give a measurement its own process)."""
-    if torch.cuda.is_available():
-        return torch.cuda.max_memory_allocated() / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from .runtime import peak_memory_mb
 
 
 def test_pipeline(protocol):

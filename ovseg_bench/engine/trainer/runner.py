@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from mmengine.registry import LOOPS
 from mmengine.runner import IterBasedTrainLoop, Runner
 from mmengine.runner.loops import _InfiniteDataloaderIterator
@@ -16,7 +15,7 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 from ... import config as C
 from ...checkpoint import load as load_checkpoint, trusted_types
 from .. import hooks as H
-from ..evaluate import peak_memory_mb
+from ..runtime import init_cpu_distributed, peak_memory_mb
 from .model import TrainModel  # noqa: F401  (registers OVSegTrainModel)
 from .optim import OVSegOptimConstructor, WarmupCosineLR  # noqa: F401  (register)
 from .sampling import DrawSampler
@@ -100,18 +99,6 @@ def resumable_checkpoint(work_dir, logger=None):
             msg = f'not resuming from {path}: {err}; trying the previous checkpoint'
             (logger or logging.getLogger(__name__)).warning(msg)
     return None
-
-
-def _init_cpu_distributed(launcher):
-    """mmengine's pytorch launcher pins a CUDA device; without CUDA the process group is
-    started here (gloo) so the Runner finds it ready."""
-    if launcher == 'none' or torch.cuda.is_available():
-        return
-    if not dist.is_initialized():
-        if launcher != 'pytorch':
-            raise ValueError(f'launcher {launcher!r} needs CUDA here; on CPU use '
-                             f"torchrun ... --launcher pytorch")
-        dist.init_process_group(backend='gloo')
 
 
 def runner_kwargs(cfg, resume=False, launcher='none'):
@@ -201,7 +188,7 @@ def build_runner(cfg, cfg_options=None, resume=False, work_dir=None, launcher='n
     threads = (cfg.get('train') or {}).get('cpu_threads')
     if threads:
         torch.set_num_threads(int(threads))
-    _init_cpu_distributed(launcher)
+    init_cpu_distributed(launcher)
     runner = OVSegRunner(**runner_kwargs(cfg, resume=resume, launcher=launcher))
     check_views(runner.train_loop.dataloader.dataset, H.unwrap(runner.model).head)
     return runner
