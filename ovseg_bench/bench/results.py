@@ -12,12 +12,11 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from .. import protocol
+
 KEY_FIELDS = ['method', 'backbone', 'pretrained', 'train_data', 'dataset', 'setting', 'seed']
 METRIC_FIELDS = ['mIoU', 'mAcc', 'aAcc', 'mIoU_seen', 'mIoU_unseen', 'hIoU']
-PROTOCOL_FIELDS = ['protocol', 'short_side', 'mode', 'crop', 'stride', 'templates',
-                   'logit_scale', 'bg_threshold', 'area_threshold', 'postprocess',
-                   'precision', 'vocabulary', 'max_long_side', 'window_pad', 'pad_multiple',
-                   'synonym_merge', 'bg_rule', 'pamr_steps', 'pamr_dilations']
+PROTOCOL_FIELDS = protocol.result_columns()
 COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
                'images_per_s', 'peak_mem_mb', 'device']
 PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']

@@ -19,8 +19,9 @@ from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
+from ..protocol import resolve_protocol
 from ..registry import BACKBONES, METHODS, build, load_plugins
-from ..segmentor import OVSegmentor, resolve_protocol
+from ..segmentor import OVSegmentor
 from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
