@@ -13,6 +13,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.structures import PixelData
 
 from .inference import dense_inference, precision_context
+from .normalise import Normalise
 from .pamr import pamr
 from .protocol import Protocol
 from .text import class_embeddings, merge_synonyms
@@ -45,12 +46,11 @@ class OVSegDataPreprocessor(BaseDataPreprocessor):
 
     def __init__(self, mean, std):
         super().__init__()
-        self.register_buffer('mean', torch.tensor(mean).view(3, 1, 1), False)
-        self.register_buffer('std', torch.tensor(std).view(3, 1, 1), False)
+        self.normalise = Normalise(mean, std)
 
     def forward(self, data, training=False):
         data = self.cast_data(data)
-        images = [(img[[2, 1, 0]].float() - self.mean) / self.std for img in data['inputs']]
+        images = [self.normalise(img[[2, 1, 0]]) for img in data['inputs']]
         if len({tuple(i.shape) for i in images}) == 1:
             images = torch.stack(images)
         return dict(inputs=images, data_samples=data.get('data_samples'))

@@ -29,6 +29,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .. import config as C
+from ..fileio import write_text_atomic
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
                         load_plugins, names)
 from . import results
@@ -276,7 +277,7 @@ def start_or_resume(cfg):
     for pattern in RUN_OUTPUTS:
         for path in work_dir.glob(pattern):
             path.unlink()
-    results.write_text_atomic(stamp_file, stamp)
+    write_text_atomic(stamp_file, stamp)
     return False
 
 
@@ -292,7 +293,7 @@ def train_and_stamp(cfg, threads=None):
     start = time.perf_counter()
     train(cfg, resume=resume)
     seconds = round(time.perf_counter() - start, 1)
-    results.write_text_atomic(Path(cfg.work_dir) / 'train_time_s.txt', str(seconds))
+    write_text_atomic(Path(cfg.work_dir) / 'train_time_s.txt', str(seconds))
     return seconds
 
 

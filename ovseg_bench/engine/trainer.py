@@ -47,6 +47,8 @@ from mmseg.registry import DATASETS, TRANSFORMS
 from .. import config as C
 from ..checkpoint import load as load_checkpoint, trusted_types
 from ..data import image_text
+from ..fileio import replace_durably
+from ..normalise import Normalise
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from . import hooks as H
 
@@ -88,15 +90,12 @@ class ViewNormalizer(BaseDataPreprocessor):
 
     def __init__(self, mean, std, image_keys=('images',)):
         super().__init__()
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
+        self.normalise = Normalise(mean, std)
         self.image_keys = tuple(dict.fromkeys(image_keys))
 
     def _normalise(self, x):
         if torch.is_tensor(x) and x.dim() >= 4 and x.shape[-3] == 3:
-            return (x.float() - self.mean) / self.std
+            return self.normalise(x)
         if isinstance(x, (list, tuple)) and x and all(torch.is_tensor(v) for v in x):
             return [self._normalise(v[None])[0] if v.dim() == 3 else self._normalise(v)
                     for v in x]
@@ -405,7 +404,7 @@ class OVSegRunner(Runner):
         super().save_checkpoint(out_dir, tmp, *args, **kwargs)
         tmp, path = Path(out_dir) / tmp, Path(out_dir) / filename
         if tmp.is_file():                  # written by this (the main) process
-            H.replace_durably(tmp, path)
+            replace_durably(tmp, path)
 
     def load_or_resume(self):
         """Resume from the newest whole checkpoint (a damaged latest one is reported and the
@@ -504,8 +503,7 @@ def _init_cpu_distributed(launcher):
 def runner_kwargs(cfg, resume=False, launcher='none'):
     """The ``Runner`` arguments of a checked training config (``work_dir`` set)."""
     t = dict(TRAIN_DEFAULTS, **(cfg.get('train') or {}))
-    if 'seed' not in (cfg.get('train') or {}) and cfg.get('seed') is not None:
-        t['seed'] = cfg['seed']
+    t['seed'] = C.config_seed(cfg)
     iters, warmup = int(t['iters']), int(t['warmup_iters'])
     if iters < 1 or int(t['batch_size']) < 1:
         raise ValueError(f'train.iters and train.batch_size must be >= 1, got {iters} and '
