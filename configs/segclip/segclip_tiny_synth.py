@@ -7,22 +7,14 @@
 # Ablation without the reconstruction and superpixel losses (train and test with the options):
 #   --cfg-options method.loss_weights.reconstruction=0 method.loss_weights.superpixel=0 \
 #                 work_dir=work_dirs/segclip_tiny_synth_contrastive_only
-_base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py']
+_base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py',
+          '../_base_/methods/segclip.py']
 
 method = dict(
-    type='SegCLIP',
     split_layer=3,            # first stage = blocks 1-3, the last block runs on the centers
-    num_centers=8,            # the paper's 8 learnable centers
-    cross_layers=2,           # cross-attention blocks refining the centers
-    tau=0.9,                  # Gumbel-softmax temperature (hard, straight-through)
-    eval_pool='hard',         # centers pooled by argmax at inference (authors' code)
     dense='soft',             # patch soft assignment x center-class cosine: the synthetic
                               # protocol thresholds a softmax of logits, not group scores
-    pool='max',               # image embedding = max over the center tokens
-    mask_ratio=0.75,          # MAE branch
-    norm_pix=True,
-    decoder_layers=3,
-    loss_weights=dict(contrastive=1.0, reconstruction=1.0, superpixel=1.0))
+    norm_pix=True)
 
 # Random resized crops of 0.5-1 of the image at the tiny CLIP's 64 px (the authors' scale
 # range, no flip); Felzenszwalb superpixels of the crop, one id per 8 px patch. The authors
