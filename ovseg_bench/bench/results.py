@@ -82,10 +82,6 @@ def append_rows(path, new_rows, fields=FIELDS, key_fields=KEY_FIELDS):
     _write_atomic(path, fields, rows)
 
 
-def fmt(value):
-    return f'{value:.2f}' if isinstance(value, float) else value
-
-
 def git_commit(repo=None):
     """Short commit of the code that made a row (``repo``: this package's checkout),
     ``-dirty`` when tracked files had changes (such a row cannot be reproduced from the
