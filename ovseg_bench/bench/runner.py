@@ -130,7 +130,7 @@ def cell_configs(matrix):
                         tag += _variant(cfg, 'train', train)
                     # Another seed is another training run (the config's own seed keeps its
                     # work_dir, so e.g. the pretraining run is reused as the CLIP cell).
-                    if cfg.get('train', {}).get('seed', 0) != seed:
+                    if C.config_seed(cfg) != seed:
                         cfg.setdefault('train', {})['seed'] = seed
                         tag += f'_s{seed}'
                 if tag:
