@@ -30,6 +30,7 @@ from mmengine.config import Config
 
 from .. import config as C
 from ..fileio import write_text_atomic
+from ..protocol import Protocol
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
                         load_plugins, names)
 from . import results
@@ -68,6 +69,7 @@ def check_matrix(matrix):
         check_name(METHODS, method, f'method (in matrix {matrix.filename or ""})')
     for dataset in matrix.datasets or ():
         load_dataset_cfg(dataset)
+    Protocol.from_dict(matrix.get('protocol'))
 
 
 def method_configs(patterns):
