@@ -29,13 +29,20 @@ TOP_LEVEL_KEYS = {
     'train': 'the training schedule (ovseg_bench.engine.trainer.TRAIN_DEFAULTS)',
     'work_dir': 'where checkpoints, logs and the exported weights go',
     'zeroshot': 'zero-shot image classification run at the end of training',
-    'protocol': 'the evaluation protocol (ovseg_bench.segmentor)',
+    'protocol': 'the evaluation protocol (ovseg_bench.protocol.Protocol)',
     'datasets': 'evaluation datasets by name',
     'seed': 'the seed of this benchmark cell',
     'cell_name': "this benchmark cell's name (its folder under the bench's eval/)",
     'unseen_classes': 'zero-shot setting: unseen class names per evaluation dataset',
     'zero_shot_splits': 'the seen/unseen splits (configs/_base_/zero_shot/splits.py)',
 }
+
+
+def config_seed(cfg):
+    """The seed a config runs with: ``train.seed``, else the top-level ``seed`` (a benchmark
+    cell's), else 0. Model init, data order and the untrained head all follow it."""
+    seed = (cfg.get('train') or {}).get('seed', cfg.get('seed'))
+    return 0 if seed is None else seed
 
 
 def did_you_mean(name, valid, n=3, cutoff=0.6, prefix=''):

@@ -12,7 +12,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-PRECISIONS = ('fp32', 'bf16')
+from .protocol import MODES, PADS, PRECISIONS
 
 
 def precision_context(precision, device_type):
@@ -34,8 +34,6 @@ def window_starts(size, crop, stride):
     n = (size - crop + stride - 1) // stride + 1
     return [min(i * stride, size - crop) for i in range(n)]
 
-
-PADS = ('end', 'center', 'none')
 
 
 def pad_sizes(h, w, multiple, pad):
@@ -73,10 +71,6 @@ def run_windows(dense_fn, windows, multiple, window_batch, pad='end'):
                                align_corners=False)
         outs.append(logits[..., top:top + h, left:left + w])
     return torch.cat(outs)
-
-
-def whole_inference(dense_fn, images, multiple=1, window_batch=64, pad='end'):
-    return run_windows(dense_fn, images, multiple, window_batch, pad)
 
 
 def window_boxes(height, width, crop, stride):
@@ -136,8 +130,8 @@ def dense_inference(dense_fn, images, mode='slide', crop=224, stride=112, multip
     forward (True), or one forward per window of each image (False, the naive reference).
     ``pad``: how a window off the ``multiple`` grid is fed (:func:`run_windows`)."""
     if mode == 'whole':
-        return whole_inference(dense_fn, images, multiple, window_batch, pad)
+        return run_windows(dense_fn, images, multiple, window_batch, pad)
     if mode == 'slide':
         return slide_inference(dense_fn, images, crop, stride, multiple, window_batch, batched,
                                pad)
-    raise ValueError(f"inference mode must be 'whole' or 'slide', got {mode!r}")
+    raise ValueError(f'inference mode must be one of {MODES}, got {mode!r}')

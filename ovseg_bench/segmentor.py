@@ -1,4 +1,5 @@
-"""One evaluation model around any method head: the protocol lives here, not in methods.
+"""One evaluation model around any method head: the protocol (``protocol.py``) is applied
+here, not in methods.
 
 ``OVSegmentor`` owns the text side (templates, vocabulary, synonyms merged by max), dense
 inference (whole or slide), resizing to the original image, the background policy and the
@@ -12,63 +13,10 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.structures import PixelData
 
 from .inference import dense_inference, precision_context
+from .normalise import Normalise
 from .pamr import pamr
+from .protocol import Protocol
 from .text import class_embeddings, merge_synonyms
-
-MERGES = ('logit_max', 'prob_max')
-POSTPROCESSES = ('none', 'pamr')
-
-PROTOCOL_DEFAULTS = dict(
-    name='custom',        # a label recorded with every result
-    short_side=224,       # test images are resized so that their short side is this ...
-    max_long_side=2048,   # ... unless the long side would exceed this (mmseg's keep-ratio
-                          # Resize(scale=(max_long_side, short_side)))
-    mode='slide',         # 'whole' or 'slide'
-    crop=224,             # slide window size
-    stride=112,           # slide window stride
-    window_pad='end',     # windows (and whole images) off the patch grid: 'end' zero-pads
-                          # right/bottom, 'center' zero-pads around (ClearCLIP, ProxyCLIP),
-                          # 'none' lets the patch grid floor and stretches it (SCLIP, NACLIP)
-    pad_multiple=0,       # pad to a multiple of this (0: the backbone's patch size)
-    templates='imagenet80',
-    vocabularies='ovseg',  # class-name files: 'ovseg' (the dataset config's), or an official
-                          # harness's set ('sclip', 'clearclip', 'proxyclip'; text.py)
-    synonym_merge='logit_max',  # 'logit_max': max of the names' logits in each window;
-                          # 'prob_max': names' logits resized to the original image, softmax
-                          # over all names at logit_scale, max over each class's names (SCLIP)
-    logit_scale=100.0,    # temperature of the softmax that the background threshold reads
-    bg_threshold=0.0,     # background where the max class probability is below this
-    bg_rule='probability',  # 'group_score' (GroupViT's evaluator): the head's outputs are
-                          # scores in [0, 1]; per window, background where a pixel's best
-                          # score is below min(bg_threshold, the window's best score)
-    area_threshold=0.0,   # drop classes predicted on at most this share of the image's
-                          # non-background prediction (SCLIP's area rule on VOC21)
-    postprocess='none',   # 'pamr': PAMR on the logits at the original size (pamr.py)
-    pamr_steps=10,        # PAMR steps and dilations (read only with postprocess='pamr')
-    pamr_dilations=(8, 16),
-    window_batch=64,      # windows per forward pass
-    batched_windows=True,  # False: one forward per window and image (the naive reference)
-    precision='fp32',     # 'bf16': autocast around the dense forward (for CUDA; CPU allowed)
-    batch_size=1,
-    num_workers=2,        # dataloader workers: decoding and resizing happen in them
-    pin_memory='auto',    # page-locked batches for faster host-to-GPU copies; auto = on CUDA
-    text_cache='~/.cache/ovseg_bench/text',
-    per_dataset={},       # {dataset name: {field: value}}: a preset's per-dataset values
-)
-
-
-def resolve_protocol(protocol, dataset):
-    """The flat protocol a dataset is scored with: defaults, then the config's fields, then
-    that dataset's entry of ``per_dataset`` (a preset's published per-dataset values, e.g.
-    SCLIP's thresholds). The result is what every row records."""
-    merged = {**PROTOCOL_DEFAULTS, **(protocol or {})}
-    unknown = sorted(set(merged) - set(PROTOCOL_DEFAULTS))
-    overrides = dict(merged.pop('per_dataset') or {}).get(dataset, {})
-    unknown += sorted(set(overrides) - set(PROTOCOL_DEFAULTS))
-    if unknown:
-        raise KeyError(f'unknown protocol field(s) {", ".join(unknown)}; valid: '
-                       f'{", ".join(PROTOCOL_DEFAULTS)}')
-    return {**merged, **overrides}
 
 
 def drop_small_classes(probs, threshold, first=1):
@@ -98,12 +46,11 @@ class OVSegDataPreprocessor(BaseDataPreprocessor):
 
     def __init__(self, mean, std):
         super().__init__()
-        self.register_buffer('mean', torch.tensor(mean).view(3, 1, 1), False)
-        self.register_buffer('std', torch.tensor(std).view(3, 1, 1), False)
+        self.normalise = Normalise(mean, std)
 
     def forward(self, data, training=False):
         data = self.cast_data(data)
-        images = [(img[[2, 1, 0]].float() - self.mean) / self.std for img in data['inputs']]
+        images = [self.normalise(img[[2, 1, 0]]) for img in data['inputs']]
         if len({tuple(i.shape) for i in images}) == 1:
             images = torch.stack(images)
         return dict(inputs=images, data_samples=data.get('data_samples'))
@@ -118,11 +65,7 @@ class OVSegmentor(BaseModel):
         self.head = head
         self.vocabulary = vocabulary
         self.has_background = has_background
-        self.protocol = {**PROTOCOL_DEFAULTS, **(protocol or {})}
-        for field, valid in (('synonym_merge', MERGES), ('postprocess', POSTPROCESSES)):
-            if self.protocol[field] not in valid:
-                raise ValueError(f'protocol.{field} must be one of {valid}, '
-                                 f'got {self.protocol[field]!r}')
+        self.protocol = Protocol.from_dict(protocol)
         self._embeds = None
 
     @property
@@ -131,9 +74,9 @@ class OVSegmentor(BaseModel):
 
     def class_embeds(self):
         if self._embeds is None:
-            cache = self.protocol['text_cache']
+            cache = self.protocol.text_cache
             embeds, owner = class_embeddings(
-                self.head, self.vocabulary, self.protocol['templates'],
+                self.head, self.vocabulary, self.protocol.templates,
                 cache_dir=cache and os.path.expanduser(cache))
             device = next(self.head.parameters()).device
             self._embeds = embeds.to(device), owner.to(device)
@@ -142,7 +85,7 @@ class OVSegmentor(BaseModel):
     @property
     def merge_late(self):
         """True when synonyms are merged after the softmax over names (``prob_max``)."""
-        return self.protocol['synonym_merge'] == 'prob_max'
+        return self.protocol.synonym_merge == 'prob_max'
 
     def dense_logits(self, images):
         """B,N,H,W logits at the input resolution: per class (synonyms merged by max in
@@ -156,15 +99,15 @@ class OVSegmentor(BaseModel):
             if self.merge_late:
                 return logits
             out = merge_synonyms(logits, owner, self.num_classes)
-            if p['bg_rule'] == 'group_score' and self.has_background:
-                out = group_score_background(out, p['bg_threshold'])
+            if p.bg_rule == 'group_score' and self.has_background:
+                out = group_score_background(out, p.bg_threshold)
             return out
 
-        with precision_context(p['precision'], images.device.type):
-            return dense_inference(dense_fn, images, p['mode'], p['crop'], p['stride'],
-                                   multiple=p['pad_multiple'] or self.head.backbone.patch_size,
-                                   window_batch=p['window_batch'],
-                                   batched=p['batched_windows'], pad=p['window_pad'])
+        with precision_context(p.precision, images.device.type):
+            return dense_inference(dense_fn, images, p.mode, p.crop, p.stride,
+                                   multiple=p.pad_multiple or self.head.backbone.patch_size,
+                                   window_batch=p.window_batch,
+                                   batched=p.batched_windows, pad=p.window_pad)
 
     def to_prediction(self, logits, ori_shape, image=None):
         """N,H,W logits -> H0,W0 labels: resize to the original image, PAMR, softmax at
@@ -173,22 +116,22 @@ class OVSegmentor(BaseModel):
         p = self.protocol
         logits = F.interpolate(logits[None], size=ori_shape, mode='bilinear',
                                align_corners=False)
-        if p['postprocess'] == 'pamr':
+        if p.postprocess == 'pamr':
             image = F.interpolate(image[None].float(), size=ori_shape, mode='bilinear',
                                   align_corners=False)
-            logits = pamr(image, logits, p['pamr_steps'], tuple(p['pamr_dilations']))
-        if p['bg_rule'] == 'group_score':
+            logits = pamr(image, logits, p.pamr_steps, tuple(p.pamr_dilations))
+        if p.bg_rule == 'group_score':
             return logits[0].argmax(0)    # background already decided per window
-        probs = (logits[0] * p['logit_scale']).softmax(0)
+        probs = (logits[0] * p.logit_scale).softmax(0)
         if self.merge_late:
             owner = self.class_embeds()[1]
             probs = merge_synonyms(probs[None], owner, self.num_classes, fill=0.0)[0]
-        if p['area_threshold'] > 0:
-            probs = drop_small_classes(probs, p['area_threshold'],
+        if p.area_threshold > 0:
+            probs = drop_small_classes(probs, p.area_threshold,
                                        first=1 if self.has_background else 0)
         conf, pred = probs.max(0)
-        if self.has_background and p['bg_threshold'] > 0:
-            pred[conf < p['bg_threshold']] = 0
+        if self.has_background and p.bg_threshold > 0:
+            pred[conf < p.bg_threshold] = 0
         return pred
 
     @torch.no_grad()

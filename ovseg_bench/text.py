@@ -8,12 +8,12 @@ embeddings; synonyms are merged by max over their logits (:func:`merge_synonyms`
 """
 import hashlib
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+
+from .fileio import atomic_path
 
 VOCAB_DIR = Path(__file__).parent / 'vocabularies'
 DEFAULT_CACHE = Path.home() / '.cache' / 'ovseg_bench' / 'text'
@@ -163,12 +163,9 @@ def _read_cache(path, warn=True):
 def _write_cache(path, table):
     """Merge ``table`` into the file at ``path`` (another process may have added names since
     it was read) and replace it atomically, through a temporary file of this process's own."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     merged = {**_read_cache(path, warn=False), **table}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.stem}.', suffix='.tmp')
-    os.close(fd)
-    torch.save(merged, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(merged, tmp)
     return merged
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from ovseg_bench.segmentor import PROTOCOL_DEFAULTS, drop_small_classes, resolve_protocol
+from ovseg_bench.protocol import Protocol, resolve_protocol
+from ovseg_bench.segmentor import drop_small_classes
 
 PRESETS = sorted((Path(__file__).parents[1] / 'configs' / '_base_' / 'protocols').glob('*.py'))
 
@@ -17,7 +18,7 @@ def test_per_dataset_values_override_the_preset_for_that_dataset_only():
     ade = resolve_protocol(protocol, 'ade150')
     assert (voc['logit_scale'], voc['bg_threshold']) == (65.0, 0.1)
     assert (ade['logit_scale'], ade['bg_threshold']) == (40.0, 0.0)
-    assert 'per_dataset' not in voc and voc['short_side'] == PROTOCOL_DEFAULTS['short_side']
+    assert 'per_dataset' not in voc and voc['short_side'] == Protocol.short_side
 
 
 @pytest.mark.parametrize('protocol', [dict(bg_treshold=0.1),

@@ -21,7 +21,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 
-from ovseg_bench.segmentor import OVSegmentor, resolve_protocol
+from ovseg_bench.protocol import resolve_protocol
+from ovseg_bench.segmentor import OVSegmentor
 from ovseg_bench.text import select_vocabulary, templates
 from test_pamr import official_pamr  # the plain PAMR reference (tests/test_pamr.py)
 

@@ -1,3 +1,6 @@
+import os
+import stat
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -89,6 +92,10 @@ def test_class_embeddings_disk_cache_keeps_names_another_process_wrote_meanwhile
     T._write_cache(path, {'dog': torch.ones(5)})              # another process adds dog
     T.class_embeddings(head, [['bird']], ['{}'], tmp_path)    # this one then writes bird
     assert sorted(torch.load(path)) == ['bird', 'cat', 'dog']
+    # shared between users as any file open() makes (not mkstemp's 0600)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
     T._MEMORY.clear()
 
 

@@ -7,7 +7,7 @@
 #   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
 # The official code runs CLIP in fp16; add --cfg-options protocol.precision=bf16 on a GPU for
 # a reduced-precision run (docs/methods/clearclip.md).
-_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/clearclip.py']
-method = dict(type='ClearCLIP', residual=False)
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/clearclip.py',
+          '../_base_/methods/clearclip.py']
 # positions resized as the official code does (DINO's interpolate_pos_encoding)
 backbone = dict(pos_interpolation='dino')

@@ -3,11 +3,9 @@
 # default's backbone (configs/_base_/backbones/tiny_synth.py loads
 # work_dirs/clip_tiny_synth/backbone.pt).
 #   ovseg-bench make-synthetic && ovseg-bench train configs/clip/clip_tiny_synth.py
-# Each image is encoded from a random half of its patches (FLIP's masking), which with the
-# smaller MLPs and text tower costs ~0.4x the first tiny CLIP's step (4+4 layers, MLP ratio 4,
-# no masking) at better held-out zero-shot classification: things 72.7% (68.0% before;
-# chance 22.3%), stuff 99.7% (99.3%; chance 34.4%). Half the schedule (300 steps) of the first
-# CLIP reached only 46% on things (docs/measurements.md, "The tiny CLIP").
+# Each image is encoded from a random half of its patches (FLIP's masking). The architecture,
+# the masking and the schedule, and what they reach on held-out images:
+# docs/measurements.md#the-tiny-clip.
 _base_ = ['../_base_/protocols/synth.py']
 backbone = dict(type='OpenCLIPBackbone', model='ovseg-tiny', pretrained=None)
 method = dict(type='CLIP', patch_dropout=0.5)   # FLIP: half the patches, training only
@@ -17,7 +15,7 @@ train_data = dict(
     ann_file='annotations/captions_train2017.json',
     img_dir='train2017',
     # Crops from half the image to the whole image: smaller crops often cut away the
-    # things a caption names (measured: things stay at chance with scale 0.3).
+    # things a caption names.
     pipeline=[
         dict(type='RandomResizedCropRGB', size=64, scale=(0.5, 1.0), flip_prob=0.5),
         dict(type='ToTensorRGB'),

@@ -13,9 +13,9 @@
 #
 # What is configured: the method itself (last block = value path, no query-key attention).
 # Not implemented in this project and therefore absent here: the paper's key smoothing and
-# prompt denoising (training-free refinements of the dense logits; the protocol's
-# `postprocess` has only 'none') and MaskCLIP+ (pseudo-label self-training). The published
-# numbers with and without the refinements are in ovseg_bench/bench/reference_results.csv.
+# prompt denoising (training-free refinements of the dense logits) and MaskCLIP+
+# (pseudo-label self-training). The published numbers with and without the refinements are in
+# ovseg_bench/bench/reference_results.csv.
 # The protocol follows the authors' code where it could be read: whole-image inference (their
 # ViT-B/16 model config tests in mmseg's 'whole' mode) at short side 512, the test resize of
 # mmseg's VOC and COCO-Stuff dataset configs that their configs name (their dataset files were
@@ -34,11 +34,6 @@ protocol = dict(
     mode='whole',
     crop=512,                 # unused in 'whole' mode
     stride=512,
-    templates='imagenet80',
-    logit_scale=100.0,
-    bg_threshold=0.0,         # no background class in the three datasets
-    postprocess='none',
     window_batch=1,
-    batch_size=1,
     num_workers=4)
 datasets = ['voc20', 'context59', 'coco_stuff171']

@@ -6,7 +6,7 @@
 #
 # Weights (never downloaded): checkpoints/ViT-B-16.pt, OpenAI's release, or
 #   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
-_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/naclip.py']
-method = dict(type='NACLIP', gaussian_std=5.0, arch='reduced')
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/naclip.py',
+          '../_base_/methods/naclip.py']
 # positions resized as the official code does (DINO's interpolate_pos_encoding)
 backbone = dict(pos_interpolation='dino')

@@ -32,10 +32,10 @@ train_data = dict(
         dict(type='ToTensorRGB'),
     ])
 
-# The paper's optimiser as published (AdamW, lr 5e-4, weight decay 0.2, cosine) on a
-# schedule that fits the 2-core budget: 450 steps of 64 (~10 epochs of the 3000 images;
-# 600 before the default benchmark's 15-minute budget, docs/measurements.md).
-# The CLIP encoders are frozen (no parameter of theirs is optimised; backbone_lr_mult unused).
+# The paper's optimiser as published (AdamW, lr 5e-4, weight decay 0.2, cosine) on a short
+# schedule: 450 steps of 64, ~10 epochs of the 3000 synthetic caption images (what it
+# reaches: docs/measurements.md#methods-on-the-tiny-clip). The CLIP encoders are frozen (no
+# parameter of theirs is optimised; backbone_lr_mult unused).
 train = dict(iters=450, batch_size=64, lr=5e-4, weight_decay=0.2, betas=(0.9, 0.98),
              warmup_iters=35, backbone_lr_mult=0.0, grad_clip=1.0, num_workers=1,
              log_interval=25, checkpoint_interval=450, max_keep_ckpts=1, seed=0)

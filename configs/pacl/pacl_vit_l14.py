@@ -1,49 +1,18 @@
-# PACL as in the paper's headline results (VOC 72.3, Context 50.1, COCO-Stuff 38.8, ADE 31.4
-# mIoU, no background): frozen CLIP ViT-L/14 at 224 px, the vision embedder trained on
-# GCC3M + GCC12M + YFCC15M, evaluated on VOC, Pascal Context, COCO-Stuff and ADE20K without
-# background (voc20, context59, coco_stuff171, ade150; configs/_base_/protocols/pacl.py).
-# Needs the user's data and weights and, realistically, GPUs:
+# PACL as in the paper's headline results (reference rows: ovseg_bench/bench/
+# reference_results.csv): its recipe (configs/_base_/methods/pacl.py) on a frozen CLIP
+# ViT-L/14 at 224 px, evaluated on VOC, Pascal Context, COCO-Stuff and ADE20K without
+# background (configs/_base_/protocols/pacl.py). Needs the user's data and weights and,
+# realistically, GPUs:
 #   torchrun --nproc_per_node 4 -m ovseg_bench.cli train configs/pacl/pacl_vit_l14.py \
 #       --launcher pytorch
 #   ovseg-bench test configs/pacl/pacl_vit_l14.py --checkpoint work_dirs/pacl_vit_l14/head.pt
 #
-# Weights (never downloaded): `backbone` reads checkpoints/ViT-L-14.pt; another local
+# Weights (never downloaded): the base config reads checkpoints/ViT-L-14.pt; another local
 # file (OpenAI .pt or open_clip state dict):
 #   --cfg-options backbone.pretrained=/path/to/ViT-L-14.pt
 # or a transformers save_pretrained folder (`_delete_` drops the open_clip arguments):
 #   --cfg-options backbone._delete_=True backbone.type=HFCLIPBackbone \
 #                 backbone.path=/path/to/clip-vit-large-patch14
-_base_ = ['../_base_/protocols/pacl.py']
-backbone = dict(type='OpenCLIPBackbone', model='ViT-L-14', pretrained='checkpoints/ViT-L-14.pt')
-
-# The paper's head: e_v on the patch tokens before CLIP's projection (1024 -> 768), the text
-# side frozen CLIP (no e_t trained), plain softmax of cosines as patch weights.
-method = dict(type='PACL', embed_input='tokens', text_embedder='identity', activation='relu',
-              init='random', patch_temperature=1.0, learn_logit_scale=True,
-              text_chunk=1024)   # B x B compatibility in blocks of 1024 captions
-
-# The paper's image-text data (~30M pairs) as img2dataset tar shards ({key}.jpg + {key}.txt),
-# one pattern per set: a glob, or a brace range naming every shard so that a missing one
-# fails, e.g. 'data/cc12m/{00000..01242}.tar'; edit the paths to where they are. CSV/TSV
-# lists work too:
-#   train_data = dict(type='CsvCaptionDataset', file='data/cc3m/cc3m.tsv', pipeline=...)
-train_data = dict(
-    type='WebDatasetShards',
-    shards=['data/cc3m/*.tar', 'data/cc12m/*.tar', 'data/yfcc15m/*.tar'],
-    pipeline=[
-        dict(type='RandomResizedCropRGB', size=224, scale=(0.5, 1.0), flip_prob=0.5),
-        dict(type='ToTensorRGB'),
-    ])
-
-# The published recipe: AdamW, lr 5e-4, weight decay 0.2, cosine schedule, global batch 4096
-# (1024 per process x 4 processes), 10 epochs of ~30M pairs = 30e6 * 10 / 4096 ~ 73k steps.
-# Not published, chosen here: warm-up length, and betas/eps (CLIP's AdamW values).
-train = dict(iters=73000, batch_size=1024, num_workers=8, lr=5e-4, weight_decay=0.2,
-             betas=(0.9, 0.98), eps=1e-6, warmup_iters=2000, backbone_lr_mult=0.0,
-             grad_clip=1.0, seed=0, log_interval=50, checkpoint_interval=5000,
-             max_keep_ckpts=3)
+_base_ = ['../_base_/backbones/vit_l14.py', '../_base_/protocols/pacl.py',
+          '../_base_/methods/pacl.py']
 work_dir = 'work_dirs/pacl_vit_l14'
-
-# The paper's segmentation benchmarks (mmseg layouts under data/, see docs/datasets/); the
-# protocol preset lists the same four.
-datasets = ['voc20', 'context59', 'coco_stuff171', 'ade150']

@@ -4,5 +4,6 @@
 # DINO as in the paper: this row measures proxy attention's mechanics (thresholded cosine
 # attention over CLIP's values), not the benefit of a second, self-supervised model.
 #   ovseg-bench test configs/proxyclip/proxyclip_tiny_synth.py --dataset synth_voc
-_base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py']
-method = dict(type='ProxyCLIP', vfm=None, beta=1.2, gamma=3.0)
+_base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py',
+          '../_base_/methods/proxyclip.py']
+method = dict(vfm=None)

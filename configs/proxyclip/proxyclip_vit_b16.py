@@ -12,9 +12,9 @@
 # DINOv2 instead (the code's other VFM): method.vfm.model=vit_base_patch14_reg4_dinov2.lvd142m
 # method.vfm.pos_interpolation=timm with its checkpoint (windows must then be multiples of 14
 # too: pad_multiple 56 is).
-_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/proxyclip.py']
-method = dict(type='ProxyCLIP', beta=1.2, gamma=3.0,
-              vfm=dict(type='TimmVFM', model='vit_base_patch8_224.dino',
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/proxyclip.py',
+          '../_base_/methods/proxyclip.py']
+method = dict(vfm=dict(type='TimmVFM', model='vit_base_patch8_224.dino',
                        pretrained='checkpoints/dino_vitb8_pretrain.pth',
                        pos_interpolation='dino'))
 # positions resized as the official code does (DINO's interpolate_pos_encoding), for both models

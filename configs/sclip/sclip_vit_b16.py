@@ -7,9 +7,8 @@
 # clip.load('ViT-B/16') reads; built with QuickGELU as OpenAI trained it), or
 #   --cfg-options backbone.pretrained=/path/to/ViT-B-16.pt
 # The published numbers without PAMR are SCLIP's main table; its PAMR rows need the
-# protocol's PAMR post-processing. The released form of the last block is the default;
-# method.form='reduced' is the variant without residual and MLP.
-_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/sclip.py']
-method = dict(type='SCLIP', form='released')
+# protocol's PAMR post-processing.
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/sclip.py',
+          '../_base_/methods/sclip.py']
 # positions resized as the official code does (DINO's interpolate_pos_encoding)
 backbone = dict(pos_interpolation='dino')

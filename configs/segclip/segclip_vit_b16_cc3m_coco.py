@@ -13,22 +13,14 @@
 # or a transformers save_pretrained folder (`_delete_` drops the open_clip arguments):
 #   --cfg-options backbone._delete_=True backbone.type=HFCLIPBackbone \
 #                 backbone.path=/path/to/clip-vit-base-patch16
-_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/segclip.py']
+_base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/segclip.py',
+          '../_base_/methods/segclip.py']
 
 method = dict(
-    type='SegCLIP',
     split_layer=10,           # the group module after the 10th of 12 blocks
-    num_centers=8,
-    cross_layers=2,
-    tau=0.9,
-    eval_pool='hard',
     dense='groupvit',         # the authors' evaluator (GroupViT's rule)
-    pool='max',
-    mask_ratio=0.75,          # MAE branch: 75 % of the patches dropped, 3 decoder blocks
     norm_pix=False,           # the authors regress the CLIP-normalised pixels as they are
-    decoder_layers=3,
-    caption_tokens=32,        # captions cut to 32 tokens (the paper; --max_words 32)
-    loss_weights=dict(contrastive=1.0, reconstruction=1.0, superpixel=1.0))
+    caption_tokens=32)        # captions cut to 32 tokens (the paper; --max_words 32)
 
 # The authors' data: CC3M downloaded with img2dataset as webdataset shards, and COCO's
 # Karpathy 'train' split (82,783 train2014 images, 414,113 captions; dataset_coco.json of
@@ -76,8 +68,7 @@ work_dir = 'work_dirs/segclip_vit_b16_cc3m_coco'
 
 # The authors' test setting (GroupViT's code at 224 px) is the preset's: short side 224,
 # 224 x 224 windows with stride 224, background thresholds per dataset, and their background
-# rule (bg_rule='group_score': a pixel's group score below min(threshold, the window's best)).
-# Their segmentation evaluation prompts with GroupViT's one-template set ('template: simple'
-# under seg in their seg_segmentation/default.yml), so the preset's templates are overridden.
-protocol = dict(templates='single', window_batch=16, num_workers=4)
+# rule (bg_rule='group_score': a pixel's group score below min(threshold, the window's best))
+# and template ('a photo of a {}.').
+protocol = dict(window_batch=16, num_workers=4)
 datasets = ['voc21', 'context60', 'coco_object']

@@ -7,17 +7,17 @@ import csv
 import datetime
 import hashlib
 import json
-import os
 import subprocess
 import tempfile
 from pathlib import Path
 
+from .. import protocol
+from ..config import config_seed
+from ..fileio import atomic_path
+
 KEY_FIELDS = ['method', 'backbone', 'pretrained', 'train_data', 'dataset', 'setting', 'seed']
 METRIC_FIELDS = ['mIoU', 'mAcc', 'aAcc', 'mIoU_seen', 'mIoU_unseen', 'hIoU']
-PROTOCOL_FIELDS = ['protocol', 'short_side', 'mode', 'crop', 'stride', 'templates',
-                   'logit_scale', 'bg_threshold', 'area_threshold', 'postprocess',
-                   'precision', 'vocabulary', 'max_long_side', 'window_pad', 'pad_multiple',
-                   'synonym_merge', 'bg_rule', 'pamr_steps', 'pamr_dilations']
+PROTOCOL_FIELDS = protocol.result_columns()
 COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
                'images_per_s', 'peak_mem_mb', 'device']
 PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']
@@ -34,30 +34,11 @@ def read_rows(path):
         return list(csv.DictReader(f))
 
 
-def _replace_with(path, write):
-    """Write a file whole through ``write(f)`` on a temporary text file beside ``path``,
-    flushed to disk, then renamed over ``path``: readers see the old file or the new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    with os.fdopen(fd, 'w', newline='') as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide the results from other users
-    os.replace(tmp, path)
-
-
 def _write_atomic(path, fields, rows):
-    def write(f):
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=fields, extrasaction='ignore')
         writer.writeheader()
         writer.writerows(rows)
-    _replace_with(path, write)
-
-
-def write_text_atomic(path, text):
-    _replace_with(path, lambda f: f.write(text))
 
 
 def check_writable(path):
@@ -87,7 +68,7 @@ def cell_key(cfg, dataset):
         train_data=(f"{data['type']}:{data.get('data_root') or data.get('name', '')}"
                     if data else 'none'),
         dataset=dataset, setting=head_cls.setting,
-        seed=cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
+        seed=config_seed(cfg))
 
 
 def row_key(row, key_fields=KEY_FIELDS):
@@ -99,10 +80,6 @@ def append_rows(path, new_rows, fields=FIELDS, key_fields=KEY_FIELDS):
     keys = {row_key(r, key_fields) for r in new_rows}
     rows = [r for r in read_rows(path) if row_key(r, key_fields) not in keys] + list(new_rows)
     _write_atomic(path, fields, rows)
-
-
-def fmt(value):
-    return f'{value:.2f}' if isinstance(value, float) else value
 
 
 def git_commit(repo=None):

@@ -29,6 +29,8 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .. import config as C
+from ..fileio import write_text_atomic
+from ..protocol import Protocol
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
                         load_plugins, names)
 from . import results
@@ -67,6 +69,7 @@ def check_matrix(matrix):
         check_name(METHODS, method, f'method (in matrix {matrix.filename or ""})')
     for dataset in matrix.datasets or ():
         load_dataset_cfg(dataset)
+    Protocol.from_dict(matrix.get('protocol'))
 
 
 def method_configs(patterns):
@@ -129,7 +132,7 @@ def cell_configs(matrix):
                         tag += _variant(cfg, 'train', train)
                     # Another seed is another training run (the config's own seed keeps its
                     # work_dir, so e.g. the pretraining run is reused as the CLIP cell).
-                    if cfg.get('train', {}).get('seed', 0) != seed:
+                    if C.config_seed(cfg) != seed:
                         cfg.setdefault('train', {})['seed'] = seed
                         tag += f'_s{seed}'
                 if tag:
@@ -276,7 +279,7 @@ def start_or_resume(cfg):
     for pattern in RUN_OUTPUTS:
         for path in work_dir.glob(pattern):
             path.unlink()
-    results.write_text_atomic(stamp_file, stamp)
+    write_text_atomic(stamp_file, stamp)
     return False
 
 
@@ -292,7 +295,7 @@ def train_and_stamp(cfg, threads=None):
     start = time.perf_counter()
     train(cfg, resume=resume)
     seconds = round(time.perf_counter() - start, 1)
-    results.write_text_atomic(Path(cfg.work_dir) / 'train_time_s.txt', str(seconds))
+    write_text_atomic(Path(cfg.work_dir) / 'train_time_s.txt', str(seconds))
     return seconds
 
 

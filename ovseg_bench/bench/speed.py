@@ -504,8 +504,8 @@ class SpeedRun:
     # ---------------------------------------------------------------- measurements
     def inference(self, method, backbone, size, modes):
         from ..inference import dense_inference, precision_context, window_boxes
-        from ..segmentor import PROTOCOL_DEFAULTS
-        window_batch = PROTOCOL_DEFAULTS['window_batch']
+        from ..protocol import Protocol
+        window_batch = Protocol.window_batch
         head, train_cfg, pipeline = build_head(method, backbone, self.device)
         head.eval()
         patch = head.backbone.patch_size
@@ -655,7 +655,7 @@ class SpeedRun:
 
         from ..data.catalog import load_dataset_cfg
         from ..engine.evaluate import eval_dataloader_cfg
-        from ..segmentor import resolve_protocol
+        from ..protocol import resolve_protocol
         ds = load_dataset_cfg(dataset, data_root)
         root = Path(data_root or ds['root']) / ds.get('subdir', '')
         if not root.is_dir():

@@ -16,10 +16,11 @@ from mmengine.runner import Runner
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
-from ..config import TOP_LEVEL_KEYS, check_keys, load_config
+from ..config import TOP_LEVEL_KEYS, check_keys, config_seed, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
+from ..protocol import resolve_protocol
 from ..registry import BACKBONES, METHODS, build, load_plugins
-from ..segmentor import OVSegmentor, resolve_protocol
+from ..segmentor import OVSegmentor
 from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
@@ -70,7 +71,7 @@ def load_head(cfg, checkpoint=None):
     """The method head of ``cfg`` on its backbone, with trained weights if given."""
     load_plugins()
     # Seeded like training, so an untrained head (the "before training" row) is reproducible.
-    torch.manual_seed(cfg.get('train', {}).get('seed', cfg.get('seed', 0)))
+    torch.manual_seed(config_seed(cfg))
     path = Path(checkpoint) if checkpoint else None
     if path is not None and not path.is_file():
         raise FileNotFoundError(f'head checkpoint not found: {path}')

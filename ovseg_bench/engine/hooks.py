@@ -11,6 +11,8 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.model import is_model_wrapper
 from mmengine.registry import HOOKS
 
+from ..fileio import atomic_path
+
 
 class NonFiniteLossError(RuntimeError):
     """Training stopped because a loss became NaN or infinite."""
@@ -108,25 +110,6 @@ class SkippedImagesHook(Hook):
             runner.logger.info('no unreadable images were met during training')
 
 
-def replace_durably(tmp, path):
-    """``os.replace(tmp, path)`` after flushing ``tmp`` to disk, then the folder entry."""
-    with open(tmp, 'rb+') as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fd = os.open(Path(path).parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _save_atomic(obj, path):
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + '.tmp')
-    torch.save(obj, tmp)
-    replace_durably(tmp, path)
-
-
 @HOOKS.register_module()
 class SafeCheckpointHook(CheckpointHook):
     """mmengine's ``CheckpointHook``, deleting the checkpoints beyond ``max_keep_ckpts``
@@ -162,8 +145,9 @@ def export_weights(head, work_dir):
           else backbone.state_dict())
     bb_path = Path(work_dir) / 'backbone.pt'
     head_path = Path(work_dir) / 'head.pt'
-    _save_atomic({k: v.detach().cpu() for k, v in sd.items()}, bb_path)
-    _save_atomic({k: v.detach().cpu() for k, v in head.state_dict().items()}, head_path)
+    for state, path in ((sd, bb_path), (head.state_dict(), head_path)):
+        with atomic_path(path) as tmp:
+            torch.save({k: v.detach().cpu() for k, v in state.items()}, tmp)
     return bb_path, head_path
 
 

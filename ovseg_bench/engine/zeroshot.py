@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from ..normalise import Normalise
 from ..text import class_embeddings, merge_synonyms
 
 
@@ -105,14 +106,13 @@ def zero_shot_classification(head, ann_file, img_dir, classes=None, templates='i
         device = next(head.parameters()).device
         embeds, owner = class_embeddings(head, vocab, templates, cache_dir=None)
         embeds = embeds.to(device)
-        mean = torch.tensor(head.backbone.mean, device=device).view(1, 3, 1, 1)
-        std = torch.tensor(head.backbone.std, device=device).view(1, 3, 1, 1)
+        normalise = Normalise(head.backbone.mean, head.backbone.std).to(device)
         correct = 0
         chance = 0.0
         for start in range(0, len(picked), batch_size):
             chunk = picked[start:start + batch_size]
             images = torch.stack([data[i]['images'] for i, _ in chunk]).to(device)
-            images = (images.float() - mean) / std
+            images = normalise(images)
             classify = getattr(head, 'classify', None)
             if classify is not None:
                 logits = classify(images, embeds)

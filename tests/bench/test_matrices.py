@@ -91,3 +91,13 @@ def test_a_misspelt_matrix_key_fails_before_any_work(tmp_path):
     with pytest.raises(KeyError, match="unknown config key 'dataset'. Did you mean datasets"):
         run_matrix(str(matrix))
     assert not (tmp_path / 'x').exists()
+
+
+def test_a_misspelt_matrix_protocol_field_fails_before_any_work(tmp_path):
+    matrix = tmp_path / 'matrix.py'
+    matrix.write_text("methods = ['MaskCLIP']\nmethod_configs = 'configs/*/*_tiny_synth.py'\n"
+                      "datasets = ['synth_voc']\nseeds = [0]\nout_dir = 'x'\n"
+                      "protocol = dict(bg_treshold=0.5)\n")
+    with pytest.raises(KeyError, match=r'bg_treshold.*Did you mean bg_threshold\?'):
+        run_matrix(str(matrix))
+    assert not (tmp_path / 'x').exists()

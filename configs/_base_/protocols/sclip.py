@@ -1,7 +1,10 @@
 # SCLIP's own evaluation harness, value for value (wangf3014/SCLIP @ b56bd30:
 # clip_segmentor.py CLIPForSegmentation, configs/base_config.py, configs/cfg_*.py,
-# configs/cls_*.txt). NACLIP and ClearCLIP/ProxyCLIP descend from it (naclip.py, clearclip.py,
+# configs/cls_*.txt). NACLIP, ClearCLIP and ProxyCLIP descend from it (naclip.py, clearclip.py,
 # proxyclip.py); docs/protocol.md says what is reproduced exactly and what is not.
+# Some values below equal the defaults (ovseg_bench/protocol.py) and are still set: the bench
+# matrices that take this preset (configs/bench/*_sclip.py) set its fields in every cell, over
+# the cell's own (a NACLIP cell's PAMR, a MaskCLIP cell's whole-image mode).
 protocol = dict(
     name='sclip',
     short_side=336,           # cfg_*.py: Resize(scale=(2048, 336), keep_ratio=True)

@@ -1,22 +1,16 @@
 # TCL's evaluation (kakaobrain/tcl @ bc2b551: configs/eval.yml, configs/default.yml,
 # datasets/templates.py, segmentation/configs/_base_/datasets/*.py,
-# segmentation/evaluation/tcl_seg.py, models/tcl/tcl.py, models/tcl/pamr.py).
+# segmentation/evaluation/tcl_seg.py, models/tcl/tcl.py, models/tcl/pamr.py), built on
+# GroupViT's (groupvit.py: img_scale=(2048, 448), slide 448/224 without padding, CLIP's
+# learned scale capped at 100) with its own templates, PAMR and threshold.
 # Not reproduced label for label (docs/protocol.md): TCL refines its masks with PAMR inside
 # each window at mask resolution, and thresholds its own sigmoid mask scores against a
 # constant background channel; here PAMR runs once at the original size and the threshold
 # reads the softmax probability at `logit_scale`.
+_base_ = ['./groupvit.py']
 protocol = dict(
     name='tcl',
-    short_side=448,           # datasets/*.py: img_scale=(2048, 448), Resize(keep_ratio=True)
-    max_long_side=2048,
-    mode='slide',             # datasets/*.py: test_cfg mode='slide'
-    crop=448,                 # ... crop_size=(448, 448)
-    stride=224,               # ... stride=(224, 224)
-    window_pad='none',        # mmseg slide_inference: windows are not padded
     templates='tcl',          # eval.yml template: custom = sub_imagenet_template + 2 (9)
-    logit_scale=100.0,        # CLIP's learned scale (capped at 100); read by the threshold
-    bg_threshold=0.0,
-    area_threshold=0.0,
     postprocess='pamr',       # eval.yml: pamr: true
     pamr_steps=10,            # tcl.py apply_pamr: pamr_iter = 10
     pamr_dilations=(1, 2, 4, 8, 12, 24),  # tcl.py apply_pamr: pamr_kernel

@@ -5,6 +5,7 @@ from mmengine.model import BaseDataPreprocessor, BaseModel
 from mmengine.registry import MODELS
 
 from ...data.image_text import META_KEYS
+from ...normalise import Normalise
 from ...registry import BACKBONES, METHODS, build, load_plugins
 from .optim import freeze
 
@@ -17,15 +18,12 @@ class ViewNormalizer(BaseDataPreprocessor):
 
     def __init__(self, mean, std, image_keys=('images',)):
         super().__init__()
-        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
-        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(3, 1, 1),
-                             persistent=False)
+        self.normalise = Normalise(mean, std)
         self.image_keys = tuple(dict.fromkeys(image_keys))
 
     def _normalise(self, x):
         if torch.is_tensor(x) and x.dim() >= 4 and x.shape[-3] == 3:
-            return (x.float() - self.mean) / self.std
+            return self.normalise(x)
         if isinstance(x, (list, tuple)) and x and all(torch.is_tensor(v) for v in x):
             return [self._normalise(v[None])[0] if v.dim() == 3 else self._normalise(v)
                     for v in x]

@@ -14,6 +14,7 @@ from mmengine.runner.loops import _InfiniteDataloaderIterator
 
 from ... import config as C
 from ...checkpoint import load as load_checkpoint, trusted_types
+from ...fileio import replace_durably
 from .. import hooks as H
 from ..runtime import init_cpu_distributed, peak_memory_mb
 from .model import TrainModel  # noqa: F401  (registers OVSegTrainModel)
@@ -69,7 +70,7 @@ class OVSegRunner(Runner):
         super().save_checkpoint(out_dir, tmp, *args, **kwargs)
         tmp, path = Path(out_dir) / tmp, Path(out_dir) / filename
         if tmp.is_file():                  # written by this (the main) process
-            H.replace_durably(tmp, path)
+            replace_durably(tmp, path)
 
     def load_or_resume(self):
         """Resume from the newest whole checkpoint (a damaged latest one is reported and the
@@ -104,8 +105,7 @@ def resumable_checkpoint(work_dir, logger=None):
 def runner_kwargs(cfg, resume=False, launcher='none'):
     """The ``Runner`` arguments of a checked training config (``work_dir`` set)."""
     t = dict(TRAIN_DEFAULTS, **(cfg.get('train') or {}))
-    if 'seed' not in (cfg.get('train') or {}) and cfg.get('seed') is not None:
-        t['seed'] = cfg['seed']
+    t['seed'] = C.config_seed(cfg)
     iters, warmup = int(t['iters']), int(t['warmup_iters'])
     if iters < 1 or int(t['batch_size']) < 1:
         raise ValueError(f'train.iters and train.batch_size must be >= 1, got {iters} and '
