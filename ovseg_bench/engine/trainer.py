@@ -40,12 +40,13 @@ from mmengine.optim.scheduler.lr_scheduler import LRSchedulerMixin
 from mmengine.optim.scheduler.param_scheduler import INF, _ParamScheduler
 from mmengine.registry import (DATA_SAMPLERS, LOOPS, MODELS, OPTIM_WRAPPER_CONSTRUCTORS,
                                OPTIM_WRAPPERS, OPTIMIZERS, PARAM_SCHEDULERS)
-from mmengine.runner import IterBasedTrainLoop, Runner
+from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 from mmseg.registry import DATASETS, TRANSFORMS
 
 from .. import config as C
 from ..checkpoint import load as load_checkpoint, trusted_types
+from ..console import ConsoleRunner
 from ..data import image_text
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from . import hooks as H
@@ -386,7 +387,7 @@ class OVSegIterLoop(IterBasedTrainLoop):
         return self.runner.model
 
 
-class OVSegRunner(Runner):
+class OVSegRunner(ConsoleRunner):
     """mmengine's Runner with a DDP wrapper that also works on CPU (no device ids, gloo) and
     tolerates trainable parameters a head leaves unused in some iterations."""
 
@@ -548,7 +549,7 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
                         max_keep_ckpts=int(t['max_keep_ckpts'])),
         sampler_seed=dict(type='DistSamplerSeedHook'))
     custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'),
-                    dict(type='ExportHook')]
+                    dict(type='ExportHook'), dict(type='ProgressHook', label=cfg['method']['type'])]
     if cfg.get('zeroshot') is not None:
         custom_hooks.append(dict(type='ZeroShotHook', **cfg['zeroshot']))
     stem = Path(cfg.filename).stem if cfg.filename else 'train'
