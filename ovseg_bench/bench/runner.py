@@ -183,7 +183,7 @@ def selected(key, only):
 class Progress:
     """One line per event: which cell, how far, elapsed and time left. The estimate covers
     the evaluations (each timed on its own, as trainings run beside them) and counts the
-    training runs not finished yet, whose own progress and ETA are in their log lines."""
+    training runs not finished yet, whose own progress and ETA are in their bars."""
 
     def __init__(self, total, trainings=0):
         self.total, self.done, self.trainings = total, 0, trainings
