@@ -221,7 +221,8 @@ def plot_bars(entries, datasets, path, metric='mIoU'):
     for e in entries:
         panels[e.setting].append(e)
     most = max(len(p) for p in panels.values())
-    fig, axes = plt.subplots(len(panels), 1, squeeze=False, sharey=True, figsize=(
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, sharey=True, layout='constrained',
+                             figsize=(
         max(6, 1.6 * len(datasets) + 0.4 * most * len(datasets)), 0.5 + 3.6 * len(panels)))
     x = np.arange(len(datasets))
     for ax, (setting, group) in zip(axes[:, 0], panels.items()):
@@ -241,8 +242,7 @@ def plot_bars(entries, datasets, path, metric='mIoU'):
         ax.grid(axis='y', alpha=0.3)
     fig.suptitle(f'{metric} per dataset (measured; compare bars within a panel only)',
                  fontsize=11)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches='tight')    # the legends beside the panels
     plt.close(fig)
 
 
