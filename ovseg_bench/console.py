@@ -1,11 +1,11 @@
 """What a run prints: one line per stage, a progress bar per running training or evaluation,
 and the warnings that matter, once; every run's full mmengine log stays in its work dir.
 
-Bars are live (tqdm) when stderr is a terminal; otherwise (CI logs, pipes) each one becomes a
-plain line every :data:`PLAIN_INTERVAL_S` seconds. Training workers of the bench (other
-processes) send their bars and lines to the parent through :func:`channel`, which draws them
-beside its own, each line prefixed by the run's name. ``verbose`` (``ovseg-bench -v``)
-streams the mmengine logs (environment, config, every logged iteration) as well.
+Bars are live (tqdm) on a terminal; otherwise (CI logs, pipes) each one becomes a plain line
+every :data:`PLAIN_INTERVAL_S` seconds. The bench's training workers (other processes) send
+their bars and lines to the parent through :func:`channel`, which draws them beside its own,
+each line prefixed by the run's name. ``verbose`` (``ovseg-bench -v``) streams the mmengine
+logs (environment, config, every logged iteration) as well.
 """
 import contextlib
 import io
@@ -45,8 +45,9 @@ def verbose():
 
 
 def live():
-    """Whether bars are redrawn in place (a terminal) or printed as periodic lines."""
-    return sys.stderr.isatty() and os.environ.get('TERM') != 'dumb'
+    """Whether bars are redrawn in place (stdout and stderr a terminal) or printed as periodic
+    lines (a log file, a pipe such as ``| tee``)."""
+    return sys.stdout.isatty() and sys.stderr.isatty() and os.environ.get('TERM') != 'dumb'
 
 
 # ----------------------------------------------------------------------------- lines
