@@ -14,7 +14,7 @@ UVPIP   := $(UV) pip install -q --compile-bytecode --python $(VPY)
 BUILD_STACK := torch==2.13.0 torchvision==0.28.0 "setuptools<80" wheel ninja
 STACK   := mmengine==0.10.7 mmsegmentation==1.2.2 open_clip_torch==3.3.0 transformers \
            pycocotools pytest scikit-image matplotlib ftfy regex addict yapf \
-           opencv-python-headless
+           opencv-python-headless tqdm
 MMCV    := mmcv==2.1.0
 # mmcv 2.1.0 with its ops has no wheel for this torch: it is built once (CPU ops only), then the
 # wheel is reused. CFLAGS replaces Python's default flags (-DNDEBUG -fwrapv -g -O3 -Wall),

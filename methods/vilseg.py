@@ -125,6 +125,7 @@ class ViLSeg(MethodHead):
       vision contrast a fixed ``vision_temperature`` (0.1, SimCLR's usual value).
     * Inference assignment is hard (argmax), as in the paper: one score vector per group.
     """
+    display_name = 'ViL-Seg'
     train_views = ('global_crops', 'local_crops', 'crop_boxes', 'crop_flips')
 
     def __init__(self, backbone, num_clusters=8, global_pool='mean', last_block='std',

@@ -133,6 +133,16 @@ def cmd_speed(args):
     return 1 if failures else 0
 
 
+VERBOSE_HELP = ("stream every run's full mmengine log (environment, config, each logged "
+                "iteration); always in the run's work dir")
+
+
+def _verbose_flag(parser):
+    """``-v`` after the subcommand too (``ovseg-bench bench -v``)."""
+    parser.add_argument('-v', '--verbose', action='store_true', default=argparse.SUPPRESS,
+                        help=VERBOSE_HELP)
+
+
 def build_parser():
     from mmengine.config import DictAction
     p = argparse.ArgumentParser(prog='ovseg-bench', description=__doc__)
@@ -140,6 +150,7 @@ def build_parser():
                    help='show the full traceback of an error (also: OVSEG_DEBUG=1)')
     p.add_argument('--plugin', action='append', default=[],
                    help='import a method plugin from a .py file (repeatable)')
+    p.add_argument('-v', '--verbose', action='store_true', help=VERBOSE_HELP)
     sub = p.add_subparsers(dest='command', required=True)
 
     s = sub.add_parser('list', help='registered methods, backbones, datasets')
@@ -190,6 +201,7 @@ def build_parser():
                    help="write every prediction as a label PNG (the dataset's class indices, "
                         "uint8; 255 is never predicted) to DIR/<dataset>/<image stem>.png")
     s.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    _verbose_flag(s)
     s.set_defaults(func=cmd_test)
 
     s = sub.add_parser('train', help='train a method config with the common trainer')
@@ -198,6 +210,7 @@ def build_parser():
     s.add_argument('--resume', action='store_true', help='continue from the latest checkpoint')
     s.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm'])
     s.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
+    _verbose_flag(s)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser('bench', help='run a benchmark matrix (resumes; writes a leaderboard)')
@@ -208,6 +221,7 @@ def build_parser():
     s.add_argument('--no-leaderboard', action='store_true')
     s.add_argument('--dry-run', action='store_true',
                    help='print the cells still to run (and which need training), run nothing')
+    _verbose_flag(s)
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser('leaderboard', help='pivot result CSVs into leaderboard tables/figures')
@@ -281,6 +295,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     debug = args.debug or bool(os.environ.get('OVSEG_DEBUG'))
     try:
+        from .console import configure
+        configure(args.verbose)
         from .registry import freeze_imports, load_plugin_file, load_plugins
         load_plugins()
         for path in args.plugin:

@@ -8,6 +8,7 @@ goes through :func:`build`, which fails at once with the valid names for an unkn
 import importlib
 import importlib.metadata
 import pkgutil
+from dataclasses import dataclass
 
 from mmengine.registry import Registry
 
@@ -107,3 +108,20 @@ def build(registry, cfg, **kwargs):
     check_name(registry, name)
     check_kwargs(registry.get(name), cfg, registry.name, provided=tuple(kwargs))
     return registry.get(name)(**kwargs, **cfg)
+
+
+@dataclass(frozen=True)
+class MethodInfo:
+    """What the benchmark shows about a registered method, from its class attributes."""
+    name: str              # the registered name (results' ``method`` column)
+    display_name: str      # as the paper writes it (``display_name``, else the name)
+    setting: str           # 'open_vocab' (annotation-free) or 'zero_shot' (seen-class masks)
+    trainable: bool        # False: a training-free baseline
+
+
+def method_info(name):
+    """:class:`MethodInfo` of the registered method ``name`` (``KeyError`` if unknown)."""
+    check_name(METHODS, name, 'method')
+    cls = METHODS.get(name)
+    return MethodInfo(name, getattr(cls, 'display_name', None) or name, cls.setting,
+                      bool(cls.trainable))

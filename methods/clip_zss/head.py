@@ -54,6 +54,7 @@ class CLIPZSS(MethodHead):
       with [seen text; the image's pseudo prototypes] as classifier, and ZegCLIP's
       non-mutually-exclusive loss (sigmoid focal + dice) on the seen classes.
     """
+    display_name = 'CLIP-ZSS'
     setting = 'zero_shot'
 
     def __init__(self, backbone, train_dataset, unseen_classes, encoder=None,

@@ -1,17 +1,22 @@
 """Leaderboards from result CSVs: method x dataset tables (CSV, Markdown) and figures.
 
-Measured rows are averaged over seeds (with the standard deviation when there are several).
-Published numbers (``reference_results.csv``, with source and protocol) are appended as
-separate rows marked ``reference``; they are never averaged with measured ones.
+Methods go by their display names (``registry.method_info``). Rows are grouped by setting
+(annotation-free first, then zero-shot), training-free baselines before trained methods, and
+the bar chart gives each setting a panel of its own: the settings see different supervision,
+so no bar stands beside one it cannot be compared with. Measured rows are averaged over seeds
+(with the standard deviation when there are several). Published numbers
+(``reference_results.csv``, with source and protocol) are appended as separate rows marked
+``reference``; they are never averaged with measured ones.
 """
 import csv
 import statistics
 import sys
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from pathlib import Path
 
 import numpy as np
 
+from ..registry import method_info
 from . import results
 
 REFERENCE_CSV = Path(__file__).with_name('reference_results.csv')
@@ -94,8 +99,42 @@ def check_metric(metric, rows):
                          f'hIoU are in zero-shot rows only)')
 
 
+# The settings in the order shown, each with what its methods were trained on.
+SETTINGS = {'open_vocab': 'annotation-free (image-text pairs or no training)',
+            'zero_shot': 'zero-shot (trained with the seen classes\' masks)'}
+# How a row's weights came about, in the order shown within a setting.
+TRAINING = ('training-free', 'untrained', 'trained')
+
+Entry = namedtuple('Entry', 'label setting training cells')
+
+
+def method_meta(method):
+    """(display name, training-free?) of a results ``method``; a method not registered here
+    (a plugin not loaded) keeps its name and counts as trained (None: unknown)."""
+    try:
+        info = method_info(method)
+    except KeyError:
+        return method, None
+    return info.display_name, not info.trainable
+
+
+def training_kind(method, train_data):
+    free = method_meta(method)[1]
+    if free or (free is None and train_data in ('', 'none')):
+        return 'training-free'
+    return 'untrained' if train_data in ('', 'none') else 'trained'
+
+
+def entry_order(entry):
+    """The leaderboard's row order: setting, then training-free baselines, untrained heads
+    and trained methods, then name."""
+    setting = list(SETTINGS).index(entry.setting) if entry.setting in SETTINGS else len(SETTINGS)
+    return setting, entry.setting, TRAINING.index(entry.training), entry.label
+
+
 def table(rows, metric='mIoU'):
-    """[(label, setting, {dataset: (mean, std, n)}), ...] and the dataset order.
+    """[:class:`Entry`(label, setting, training, {dataset: (mean, std, n)}), ...] in the
+    leaderboard's order (:func:`entry_order`) and the dataset order.
 
     Rows differing only in seed are averaged. A method whose runs differ in starting weights
     or training data on one dataset gets a line per run, labelled with what differs."""
@@ -115,12 +154,13 @@ def table(rows, metric='mIoU'):
     split = {k[:3] for k, v in runs.items() if len(v) > 1}
     out = defaultdict(dict)
     for (method, backbone, setting, pretrained, train_data, dataset), values in cells.items():
-        label = f'{method} ({backbone})'
+        label = f'{method_meta(method)[0]} ({backbone})'
         if (method, backbone, setting) in split:
             label += f' [weights {Path(pretrained).name}; trained on {train_data}]'
         std = statistics.stdev(values) if len(values) > 1 else 0.0
-        out[(label, setting)][dataset] = (statistics.mean(values), std, len(values))
-    return [(label, setting, v) for (label, setting), v in sorted(out.items())], datasets
+        key = (label, setting, training_kind(method, train_data))
+        out[key][dataset] = (statistics.mean(values), std, len(values))
+    return sorted((Entry(*k, v) for k, v in out.items()), key=entry_order), datasets
 
 
 def reference_rows(datasets, metric='mIoU', path=REFERENCE_CSV):
@@ -144,51 +184,65 @@ def write_tables(rows, out_dir, metric='mIoU', reference=REFERENCE_CSV):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries, datasets = table(rows, metric)
-    header = ['method', 'kind', 'setting'] + datasets + ['mean', 'seeds']
+    header = ['method', 'kind', 'setting', 'training'] + datasets + ['mean', 'seeds']
     lines = []
-    for label, setting, cells in entries:
-        means = [cells[d][0] for d in datasets if d in cells]
+    for e in entries:
+        means = [e.cells[d][0] for d in datasets if d in e.cells]
         mean = sum(means) / len(means) if len(means) == len(datasets) else None
-        n = max(c[2] for c in cells.values())
-        lines.append([label, 'measured', setting] + [fmt_cell(cells.get(d)) for d in datasets]
+        n = max(c[2] for c in e.cells.values())
+        lines.append([e.label, 'measured', e.setting, e.training]
+                     + [fmt_cell(e.cells.get(d)) for d in datasets]
                      + [f'{mean:.2f}' if mean is not None else '-', n])
     for label, values in reference_rows(datasets, metric, reference):
         present = [values[d] for d in datasets if d in values]
         mean = sum(present) / len(present) if len(present) == len(datasets) else None
-        lines.append([label, 'reference', ''] + [f'{values[d]:.2f}' if d in values else '-'
-                                                 for d in datasets]
+        lines.append([label, 'reference', '', ''] + [f'{values[d]:.2f}' if d in values else '-'
+                                                     for d in datasets]
                      + [f'{mean:.2f}' if mean is not None else '-', ''])
     with open(out_dir / 'leaderboard.csv', 'w', newline='') as f:
         csv.writer(f).writerows([header] + lines)
     md = [f'| {" | ".join(header)} |', '|' + '---|' * len(header)]
     md += [f'| {" | ".join(map(str, line))} |' for line in lines]
+    settings = '; '.join(f'{k} = {v}' for k, v in SETTINGS.items()
+                         if any(e.setting == k for e in entries))
     (out_dir / 'leaderboard.md').write_text(
-        f'{metric} (%) per dataset; measured rows are means over seeds (± std).\n\n'
-        + '\n'.join(md) + '\n')
+        f'{metric} (%) per dataset; measured rows are means over seeds (± std). Settings are '
+        f'not comparable with each other: {settings}.\n\n' + '\n'.join(md) + '\n')
     return entries, datasets
 
 
 def plot_bars(entries, datasets, path, metric='mIoU'):
+    """One panel per setting (same y axis), its methods' bars per dataset; training-free
+    baselines hatched."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    n = len(entries)
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(datasets) + 0.4 * n * len(datasets)), 4.5))
-    width = 0.8 / max(n, 1)
+    panels = defaultdict(list)
+    for e in entries:
+        panels[e.setting].append(e)
+    most = max(len(p) for p in panels.values())
+    fig, axes = plt.subplots(len(panels), 1, squeeze=False, sharey=True, layout='constrained',
+                             figsize=(
+        max(6, 1.6 * len(datasets) + 0.4 * most * len(datasets)), 0.5 + 3.6 * len(panels)))
     x = np.arange(len(datasets))
-    for i, (label, setting, cells) in enumerate(entries):
-        means = [cells.get(d, (np.nan, 0, 0))[0] for d in datasets]
-        stds = [cells.get(d, (0, 0, 0))[1] for d in datasets]
-        bars = ax.bar(x + (i - (n - 1) / 2) * width, means, width, label=label,
-                      yerr=stds if any(stds) else None, capsize=2)  # no bars for one seed
-        ax.bar_label(bars, fmt='%.1f', fontsize=7, padding=1)
-    ax.set_xticks(x, datasets)
-    ax.set_ylabel(f'{metric} (%)')
-    ax.set_title(f'{metric} per dataset (measured)')
-    ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
-    ax.grid(axis='y', alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    for ax, (setting, group) in zip(axes[:, 0], panels.items()):
+        width = 0.8 / most              # the same bar width in every panel
+        for i, e in enumerate(group):
+            means = [e.cells.get(d, (np.nan, 0, 0))[0] for d in datasets]
+            stds = [e.cells.get(d, (0, 0, 0))[1] for d in datasets]
+            bars = ax.bar(x + (i - (len(group) - 1) / 2) * width, means, width,
+                          label=f'{e.label}, {e.training}',
+                          hatch='//' if e.training == 'training-free' else None,
+                          yerr=stds if any(stds) else None, capsize=2)  # none for one seed
+            ax.bar_label(bars, fmt='%.1f', fontsize=7, padding=1)
+        ax.set_xticks(x, datasets)
+        ax.set_ylabel(f'{metric} (%)')
+        ax.set_title(f'{setting}: {SETTINGS.get(setting, "another setting")}', fontsize=10)
+        ax.legend(fontsize=8, loc='upper left', bbox_to_anchor=(1.0, 1.0))
+        ax.grid(axis='y', alpha=0.3)
+    fig.suptitle(f'{metric} per dataset (measured; compare bars within a panel only)',
+                 fontsize=11)
+    fig.savefig(path, dpi=120, bbox_inches='tight')    # the legends beside the panels
     plt.close(fig)
 
 
@@ -202,7 +256,8 @@ def plot_heatmap(per_class_rows, path):
     unseen = defaultdict(set)
     for r in per_class_rows:
         if r['IoU'] not in ('', 'nan'):
-            by_dataset[r['dataset']][r['method']][r['class_name']] = float(r['IoU'])
+            method = method_meta(r['method'])[0]
+            by_dataset[r['dataset']][method][r['class_name']] = float(r['IoU'])
         if r.get('split') == 'unseen':
             unseen[r['dataset']].add(r['class_name'])
     if not by_dataset:
@@ -311,7 +366,7 @@ def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
     plot_heatmap(per_class, Path(out_dir) / 'per_class.png')
     if pred_root and Path(pred_root).is_dir():
         for dataset in datasets:
-            dirs = {p.parent.parent.name.split('-')[0]: p
+            dirs = {method_meta(p.parent.parent.name.split('-')[0])[0]: p
                     for p in sorted(Path(pred_root).glob(f'*/{dataset}/predictions'))}
             if dirs:
                 plot_qualitative(dirs, dataset, Path(out_dir) / f'qualitative_{dataset}.png',

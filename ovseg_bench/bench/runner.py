@@ -14,12 +14,10 @@ import copy
 import fnmatch
 import glob
 import hashlib
-import io
 import itertools
 import logging
 import multiprocessing
 import os
-import sys
 import time
 import traceback
 from collections import deque
@@ -29,6 +27,7 @@ from pathlib import Path
 from mmengine.config import Config
 
 from .. import config as C
+from .. import console
 from ..fileio import write_text_atomic
 from ..protocol import Protocol
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
@@ -187,7 +186,7 @@ def selected(key, only):
 class Progress:
     """One line per event: which cell, how far, elapsed and time left. The estimate covers
     the evaluations (each timed on its own, as trainings run beside them) and counts the
-    training runs not finished yet, whose own progress and ETA are in their log lines."""
+    training runs not finished yet, whose own progress and ETA are in their bars."""
 
     def __init__(self, total, trainings=0):
         self.total, self.done, self.trainings = total, 0, trainings
@@ -209,7 +208,7 @@ class Progress:
             eta = 'estimating'
         if self.trainings:
             eta += f' + {self.trainings} training run(s)'
-        print(f'[{self.done}/{self.total} | {elapsed / 60:.1f} min | {eta}] {text}', flush=True)
+        console.line(f'[{self.done}/{self.total} | {elapsed / 60:.1f} min | {eta}] {text}')
 
 
 # What a training run depends on; protocol, datasets and post-training checks are not part of
@@ -319,26 +318,10 @@ def trained_time(cfg):
     return float(timing.read_text()) if timing and timing.is_file() else ''
 
 
-class _Prefixed(io.TextIOBase):
-    """A text stream that starts every line with ``prefix`` (a worker's name)."""
-
-    def __init__(self, stream, prefix):
-        self.stream, self.prefix, self.at_line_start = stream, prefix, True
-
-    def write(self, text):
-        out = []
-        for line in text.splitlines(keepends=True):
-            out.append(self.prefix + line if self.at_line_start else line)
-            self.at_line_start = line.endswith('\n')
-        self.stream.write(''.join(out))
-        return len(text)
-
-    def flush(self):
-        self.stream.flush()
-
-
-def _worker_init(plugin_files):
-    """A training worker: same plugins as the parent, and gone when the parent dies."""
+def _worker_init(plugin_files, console_channel):
+    """A training worker: same plugins as the parent, its console, and gone when the parent
+    dies."""
+    console.attach(console_channel)
     try:  # Linux: a killed runner takes its trainings with it (no orphans writing work_dirs)
         import ctypes
         import signal
@@ -352,9 +335,8 @@ def _worker_init(plugin_files):
 
 
 def _train_job(cfg, threads, name):
-    sys.stdout = _Prefixed(sys.__stdout__, f'[{name}] ')
-    sys.stderr = _Prefixed(sys.__stderr__, f'[{name}] ')
-    return train_and_stamp(cfg, threads)
+    with console.run_named(name):
+        return train_and_stamp(cfg, threads)
 
 
 class Trainings:
@@ -370,7 +352,7 @@ class Trainings:
         if self.pool is None:
             self.pool = ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context('spawn'),
-                initializer=_worker_init, initargs=(list(PLUGIN_FILES),))
+                initializer=_worker_init, initargs=(list(PLUGIN_FILES), console.channel()))
         return self.pool
 
     def submit(self, cfg, side_by_side=1):
@@ -519,7 +501,6 @@ def evaluate_cell(matrix, out_dir, cfg, todo, train_s, progress):
         return [(method, d, e) for d in todo]
     failures = []
     for dataset in todo:
-        progress.say(f'{method} x {dataset}: evaluating')
         start = time.perf_counter()
         try:
             row = evaluate(cfg, dataset, out_dir / 'eval' / cfg.cell_name / dataset, head=head,

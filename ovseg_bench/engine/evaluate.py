@@ -11,18 +11,17 @@ from pathlib import Path
 
 import torch
 from mmengine.config import Config
-from mmengine.runner import Runner
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..config import TOP_LEVEL_KEYS, check_keys, config_seed, load_config
+from ..console import ConsoleRunner
 from ..data.catalog import load_dataset_cfg, split_cfg
 from ..protocol import resolve_protocol
 from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor
 from ..text import select_vocabulary
-from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
 from .runtime import peak_memory_mb
 
@@ -151,17 +150,17 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
     unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
-    runner = Runner(
+    runner = ConsoleRunner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
         test_evaluator=dict(
             type='OVIoUMetric', unseen_classes=unseen, ignore_index=ds.get('ignore_index', 255),
             save_first=float('inf') if save_pred else save_first,
             save_dir=str(Path(save_pred) / dataset if save_pred
                          else Path(work_dir) / 'predictions')),
-        test_cfg=dict(type='TestLoop'), default_scope='mmseg', log_level='WARNING',
+        test_cfg=dict(type='TestLoop'), default_scope='mmseg',
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
-        custom_hooks=[dict(type='EvalProgressHook', label=dataset)],
+        custom_hooks=[dict(type='ProgressHook', label=f"{cfg['method']['type']} x {dataset}")],
         env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):

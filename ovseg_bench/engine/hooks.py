@@ -208,28 +208,3 @@ class ZeroShotHook(Hook):
         return (f'zero-shot classification ({what}) of {res["n_images"]} held-out images over '
                 f'{res["n_classes"]} classes ({res["templates"]} templates): accuracy '
                 f'{res["accuracy"]:.2f}% vs chance {res["chance"]:.2f}%')
-
-
-@HOOKS.register_module()
-class EvalProgressHook(Hook):
-    """Prints how far an evaluation is (images, images/s, time left) every ``interval_s``
-    seconds, so a long one is visibly alive; short ones (the synthetic sets) print nothing.
-    The runner logs at WARNING during evaluation, so mmengine's own lines are silent."""
-
-    def __init__(self, label='eval', interval_s=30.0):
-        self.label, self.interval_s = label, interval_s
-
-    def before_test(self, runner):
-        self.total = len(runner.test_dataloader.dataset)
-        self.start = self.last = time.perf_counter()
-        self.seen = 0
-
-    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.seen += len(outputs or ()) or 1
-        now = time.perf_counter()
-        if now - self.last >= self.interval_s and self.seen < self.total:
-            self.last = now
-            rate = self.seen / (now - self.start)
-            left = (self.total - self.seen) / rate / 60
-            print(f'  {self.label}: {self.seen}/{self.total} images, {rate:.2f} img/s, '
-                  f'~{left:.1f} min left', flush=True)

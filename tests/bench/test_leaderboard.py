@@ -20,17 +20,18 @@ def test_mean_over_seeds_reference_rows_and_merge(tmp_path):
                    'Paper,ViT-B/16,voc21,mIoU,61.5,some protocol,Someone (arXiv 1) Table 1\n')
     rows = leaderboard.load([a, b])
     entries, datasets = leaderboard.table(rows)
-    m1 = dict((label, cells) for label, _, cells in entries)['M1 (ovseg-tiny)']
+    m1 = {e.label: e.cells for e in entries}['M1 (ovseg-tiny)']
     assert m1['voc21'][:3] == (42.0, 2.8284271247461903, 2)
     assert leaderboard.reference_rows(datasets, path=ref)[0][1] == {'voc21': 61.5}
     leaderboard.build([a, b], tmp_path / 'out', reference=ref)
     lines = list(csv.reader(open(tmp_path / 'out' / 'leaderboard.csv')))
-    assert lines[0] == ['method', 'kind', 'setting', 'voc21', 'ade150', 'mean', 'seeds']
+    assert lines[0] == ['method', 'kind', 'setting', 'training', 'voc21', 'ade150', 'mean',
+                        'seeds']
     by_method = {line[0]: line for line in lines[1:]}
-    assert by_method['M1 (ovseg-tiny)'][3:] == ['42.00 ± 2.83', '11.00 ± 1.41', '26.50', '2']
-    assert by_method['M2 (ovseg-tiny)'][4:6] == ['-', '-']  # no mean over a missing dataset
+    assert by_method['M1 (ovseg-tiny)'][4:] == ['42.00 ± 2.83', '11.00 ± 1.41', '26.50', '2']
+    assert by_method['M2 (ovseg-tiny)'][5:7] == ['-', '-']  # no mean over a missing dataset
     ref_line = [line for line in lines[1:] if line[1] == 'reference'][0]
-    assert 'reference: Someone (arXiv 1) Table 1' in ref_line[0] and ref_line[3] == '61.50'
+    assert 'reference: Someone (arXiv 1) Table 1' in ref_line[0] and ref_line[4] == '61.50'
     md = (tmp_path / 'out' / 'leaderboard.md').read_text()
     assert '| M1 (ovseg-tiny) | measured |' in md and '| reference |' in md
     png = Image.open(tmp_path / 'out' / 'leaderboard.png')
@@ -42,7 +43,7 @@ def test_runs_on_other_training_data_are_lines_of_their_own_not_seeds():
             + fake_rows('Z', 0, {'context59': 20.0}, train_data='NamedSplit:context59')
             + fake_rows('P', 0, {'voc20': 10.0}, train_data='Csv:cc3m')
             + fake_rows('P', 0, {'voc20': 14.0}, train_data='Csv:cc12m'))
-    entries = {label: cells for label, _, cells in leaderboard.table(rows)[0]}
+    entries = {e.label: e.cells for e in leaderboard.table(rows)[0]}
     # Each dataset's own training split (the zero-shot setting): one line, nothing averaged.
     assert entries['Z (ovseg-tiny)'] == {'voc20': (30.0, 0.0, 1), 'context59': (20.0, 0.0, 1)}
     # Two training sets on one dataset: two lines, labelled, never a mean of 12 +- 2.8.
@@ -91,3 +92,39 @@ def test_cut_rows_foreign_files_and_unknown_metrics_never_give_numbers(tmp_path,
         leaderboard.build([path], tmp_path / 'out', metric='miou')
     with pytest.raises(ValueError, match='no result row has a value for hIoU'):
         leaderboard.build([path], tmp_path / 'out', metric='hIoU')
+
+
+def test_display_names_and_rows_by_setting_then_training_free_then_trained(tmp_path):
+    """Registered methods go by their papers' names; annotation-free rows first (training-free
+    baselines, then untrained heads, then trained methods), then the zero-shot ones; the
+    chart has a panel per setting."""
+    trained = 'CocoCaptionDataset:data/synth/coco'
+    rows = (fake_rows('ViLSeg', 0, {'voc21': 20.0}, train_data=trained)
+            + fake_rows('ViLSeg', 0, {'voc21': 12.0})                 # before training
+            + fake_rows('CLIPZSS', 0, {'voc21': 35.0}, 'zero_shot', 'NamedSplit:voc21')
+            + fake_rows('SegCLIP', 0, {'voc21': 25.0}, train_data=trained)
+            + fake_rows('MaskCLIP', 0, {'voc21': 10.0})
+            + fake_rows('SCLIP', 0, {'voc21': 11.0}))
+    entries, _ = leaderboard.table(rows)
+    assert [(e.label.split(' [')[0], e.setting, e.training) for e in entries] == [
+        ('MaskCLIP (ovseg-tiny)', 'open_vocab', 'training-free'),
+        ('SCLIP (ovseg-tiny)', 'open_vocab', 'training-free'),
+        ('ViL-Seg (ovseg-tiny)', 'open_vocab', 'untrained'),
+        ('SegCLIP (ovseg-tiny)', 'open_vocab', 'trained'),
+        ('ViL-Seg (ovseg-tiny)', 'open_vocab', 'trained'),
+        ('CLIP-ZSS (ovseg-tiny)', 'zero_shot', 'trained')]
+    path = tmp_path / 'results.csv'
+    results.append_rows(path, rows)
+    leaderboard.build([path], tmp_path / 'out', reference=tmp_path / 'none.csv')
+    md = (tmp_path / 'out' / 'leaderboard.md').read_text()
+    assert 'not comparable' in md and 'ViLSeg' not in md and 'CLIPZSS' not in md
+    assert md.index('| MaskCLIP') < md.index('| SegCLIP') < md.index('| CLIP-ZSS')
+    png = Image.open(tmp_path / 'out' / 'leaderboard.png')
+    assert png.size[1] > 700                         # two panels, one above the other
+
+
+def test_an_unregistered_method_keeps_its_name_and_training_from_its_rows():
+    rows = (fake_rows('Gone', 0, {'voc21': 5.0}, train_data='Csv:cc3m')
+            + fake_rows('Other', 0, {'voc21': 6.0}))
+    kinds = {e.label: e.training for e in leaderboard.table(rows)[0]}
+    assert kinds == {'Gone (ovseg-tiny)': 'trained', 'Other (ovseg-tiny)': 'training-free'}

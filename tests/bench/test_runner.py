@@ -192,7 +192,8 @@ def test_trainings_run_side_by_side_and_cells_are_evaluated(tmp_path, synth_root
 train = dict(iters=2, batch_size=4, num_workers=0, log_interval=1, checkpoint_interval=2)
 train_workers = 2
 ''')
-    cmd = [sys.executable, '-m', 'ovseg_bench.cli', 'bench', str(matrix), '--no-leaderboard']
+    cmd = [sys.executable, '-m', 'ovseg_bench.cli', 'bench', str(matrix), '--no-leaderboard',
+           '-v']
     plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout
     assert 'PACL-ovseg-tiny-s0_' in plan and 'to train' in plan
@@ -203,7 +204,7 @@ train_workers = 2
         # Another backbone and schedule make another run: its own work_dir beside the config's.
         run = next((tmp_path / 'work_dirs').glob(f'{work_dir}_ovseg-tiny-*_train-*'))
         assert (run / 'head.pt').is_file() and float(rows[method]['train_time_s']) > 0
-        # Each worker's log lines carry its run's name.
+        # -v: each worker's log lines, streamed, carry its run's name.
         assert f'[{run.name}] ' in out and 'Iter(train) [2/2]' in out
     plan = subprocess.run(cmd + ['--dry-run'], cwd=tmp_path, capture_output=True, text=True,
                           check=True).stdout

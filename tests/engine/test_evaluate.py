@@ -178,26 +178,6 @@ def test_unknown_dataset_lists_valid_ones(tmp_path):
         ev.evaluate(cfg, 'synth_vocc', tmp_path)
 
 
-def test_eval_progress_prints_images_rate_and_time_left(capsys):
-    from types import SimpleNamespace
-
-    from ovseg_bench.engine.hooks import EvalProgressHook
-    runner = SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[0] * 4))
-    hook = EvalProgressHook('voc21', interval_s=0.0)
-    hook.before_test(runner)
-    for i in range(4):
-        hook.after_test_iter(runner, i, outputs=[object()])
-    lines = capsys.readouterr().out.splitlines()
-    # every image but the last (the row itself says when it is done)
-    assert [line.split(',')[0].strip() for line in lines] == [
-        'voc21: 1/4 images', 'voc21: 2/4 images', 'voc21: 3/4 images']
-    assert all('img/s' in line and 'min left' in line for line in lines)
-    quiet = EvalProgressHook('voc21')               # 30 s interval: a short run prints nothing
-    quiet.before_test(runner)
-    quiet.after_test_iter(runner, 0, outputs=[object()])
-    assert capsys.readouterr().out == ''
-
-
 def test_random_weights_warning_only_when_no_checkpoint_follows(tmp_path, caplog):
     cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
                       method=dict(type='CLIP')))

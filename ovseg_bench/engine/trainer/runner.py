@@ -9,11 +9,12 @@ from pathlib import Path
 
 import torch
 from mmengine.registry import LOOPS
-from mmengine.runner import IterBasedTrainLoop, Runner
+from mmengine.runner import IterBasedTrainLoop
 from mmengine.runner.loops import _InfiniteDataloaderIterator
 
 from ... import config as C
 from ...checkpoint import load as load_checkpoint, trusted_types
+from ...console import ConsoleRunner
 from ...fileio import replace_durably
 from .. import hooks as H
 from ..runtime import init_cpu_distributed, peak_memory_mb
@@ -51,7 +52,7 @@ class OVSegIterLoop(IterBasedTrainLoop):
         return self.runner.model
 
 
-class OVSegRunner(Runner):
+class OVSegRunner(ConsoleRunner):
     """mmengine's Runner with a DDP wrapper that also works on CPU (no device ids, gloo) and
     tolerates trainable parameters a head leaves unused in some iterations."""
 
@@ -148,7 +149,7 @@ def runner_kwargs(cfg, resume=False, launcher='none'):
                         max_keep_ckpts=int(t['max_keep_ckpts'])),
         sampler_seed=dict(type='DistSamplerSeedHook'))
     custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='SkippedImagesHook'),
-                    dict(type='ExportHook')]
+                    dict(type='ExportHook'), dict(type='ProgressHook', label=cfg['method']['type'])]
     if cfg.get('zeroshot') is not None:
         custom_hooks.append(dict(type='ZeroShotHook', **cfg['zeroshot']))
     stem = Path(cfg.filename).stem if cfg.filename else 'train'
