@@ -1,10 +1,14 @@
 """The results schema: one CSV row per evaluated cell, per-class IoU in a long CSV beside it.
 
 Rows are appended atomically (the whole file is rewritten to a temporary file and renamed), so
-a kill at any moment leaves a valid CSV holding every finished row.
+a kill at any moment leaves a valid CSV holding every finished row, and under an exclusive
+lock on a lock file beside it (POSIX record locks, which NFS and Lustre honour across
+machines), so that processes appending at once, e.g. the shards of a matrix, lose no row.
 """
+import contextlib
 import csv
 import datetime
+import fcntl
 import hashlib
 import json
 import os
@@ -94,33 +98,68 @@ def row_key(row, key_fields=KEY_FIELDS):
     return tuple(str(row.get(k, '')) for k in key_fields)
 
 
+@contextlib.contextmanager
+def file_lock(path, waiting=None):
+    """Hold an exclusive lock on the file ``path`` (created if absent) for the ``with``
+    block; other processes, on this machine or another one sharing the filesystem, wait.
+    ``waiting``: a line printed when the lock is busy, before waiting for it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            if waiting:
+                print(waiting, flush=True)
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)        # releases the lock
+
+
+def lock_path(path):
+    """The lock file that guards the results file ``path``."""
+    path = Path(path)
+    return path.with_name(f'.{path.name}.lock')
+
+
 def append_rows(path, new_rows, fields=FIELDS, key_fields=KEY_FIELDS):
-    """Add rows, replacing any earlier row with the same key fields; atomic."""
+    """Add rows, replacing any earlier row with the same key fields; atomic, and under the
+    file's lock (the read and the rewrite are one step for concurrent writers)."""
     keys = {row_key(r, key_fields) for r in new_rows}
-    rows = [r for r in read_rows(path) if row_key(r, key_fields) not in keys] + list(new_rows)
-    _write_atomic(path, fields, rows)
+    with file_lock(lock_path(path)):
+        rows = [r for r in read_rows(path) if row_key(r, key_fields) not in keys]
+        _write_atomic(path, fields, rows + list(new_rows))
 
 
 def fmt(value):
     return f'{value:.2f}' if isinstance(value, float) else value
 
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+
+
 def git_commit(repo=None):
-    """Short commit of the code that made a row (``repo``: this package's checkout),
-    ``-dirty`` when tracked files had changes (such a row cannot be reproduced from the
-    commit alone)."""
+    """Short commit of the code that made a row, ``-dirty`` when tracked files had changes
+    (such a row cannot be reproduced from the commit alone); None when the code is not a git
+    checkout (``repo``: a checkout; default this package's, not a repository that merely
+    contains an installed copy)."""
     def git(*args):
         return subprocess.run(['git', *args], capture_output=True, text=True,
-                              cwd=repo or Path(__file__).parent, timeout=10)
+                              cwd=repo or PACKAGE_DIR, timeout=10).stdout.strip()
     try:
-        commit = git('rev-parse', '--short', 'HEAD').stdout.strip()
+        top = git('rev-parse', '--show-toplevel')
+        if not top or (repo is None and Path(top).resolve() != PACKAGE_DIR.parent):
+            return None
+        commit = git('rev-parse', '--short', 'HEAD')
         if not commit:
-            return 'unknown'
+            return None
         # status (not diff-index) refreshes the index: a touched but unchanged file is clean
-        dirty = bool(git('status', '--porcelain', '--untracked-files=no').stdout.strip())
+        dirty = bool(git('status', '--porcelain', '--untracked-files=no'))
         return commit + ('-dirty' if dirty else '')
     except (OSError, subprocess.SubprocessError):
-        return 'unknown'
+        return None
 
 
 def config_hash(cfg_dict):
