@@ -238,22 +238,16 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(bool(os.environ.get('OVSEG_SKIP_DDP')), reason='OVSEG_SKIP_DDP is set')
-def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
-    """`torchrun --nproc_per_node 2 ... test --launcher pytorch` on 5 images (so the sampler
-    pads one rank): the metrics of one process, one row written, by rank 0."""
-    import json
+def five_image_voc(synth_root, tmp_path):
+    """A copy of the synthetic VOC with 5 validation images (2 ranks: the sampler pads one),
+    and a MaskCLIP config scoring it; returns (data root, its masks folder, stems, config)."""
     import shutil
-    import subprocess
-    import sys
-
-    from ovseg_bench.bench import record, results
     root = tmp_path / 'synth'
     ds = load_dataset_cfg('synth_voc', root)
     shutil.copytree(synth_root / ds['subdir'], root / ds['subdir'])
     val = root / ds['subdir'] / ds['eval']['ann_file']
-    stems = val.read_text().split()
-    val.write_text('\n'.join(stems[:5]) + '\n')
+    stems = val.read_text().split()[:5]
+    val.write_text('\n'.join(stems) + '\n')
     cfg_path = tmp_path / 'maskclip.py'
     cfg_path.write_text(
         "backbone = dict(type='OpenCLIPBackbone', model='ovseg-tiny')\n"
@@ -261,15 +255,32 @@ def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
         "protocol = dict(short_side=64, mode='slide', crop=32, stride=16, templates='single',"
         " num_workers=0, text_cache=None)\n"
         "datasets = ['synth_voc']\n")
+    masks = root / ds['subdir'] / ds['eval']['data_prefix']['seg_map_path']
+    return root, masks, stems, cfg_path
+
+
+def torchrun_test(cfg_path, root, work_dir, n=2):
+    """``ovseg-bench test`` in ``n`` gloo processes under torchrun."""
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={n}',
+           f'--master_port={free_port()}', '-m', 'ovseg_bench.cli', 'test', str(cfg_path),
+           '--data-root', str(root), '--work-dir', str(work_dir), '--launcher', 'pytorch']
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(bool(os.environ.get('OVSEG_SKIP_DDP')), reason='OVSEG_SKIP_DDP is set')
+def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
+    """`torchrun --nproc_per_node 2 ... test --launcher pytorch` on 5 images (so the sampler
+    pads one rank): the metrics of one process, one row written, by rank 0."""
+    import json
+
+    from ovseg_bench.bench import record, results
+    root, _, _, cfg_path = five_image_voc(synth_root, tmp_path)
     one = record.evaluate_row(str(cfg_path), 'synth_voc', tmp_path / 'one',
                               results_csv=tmp_path / 'one' / 'results.csv', data_root=root)
-
-    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO)
-    cmd = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2',
-           f'--master_port={free_port()}', '-m', 'ovseg_bench.cli', 'test', str(cfg_path),
-           '--data-root', str(root), '--work-dir', str(tmp_path / 'two'), '--launcher',
-           'pytorch']
-    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    proc = torchrun_test(cfg_path, root, tmp_path / 'two')
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert proc.stdout.count('mIoU') == 1                       # rank 0 alone reports
     rows = results.read_rows(tmp_path / 'two' / 'results.csv')
@@ -287,3 +298,20 @@ def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
     assert [c['gt_pixels'] for c in b['per_class']] == [c['gt_pixels'] for c in a['per_class']]
     assert [c['pred_pixels'] for c in b['per_class']] == \
         [c['pred_pixels'] for c in a['per_class']]
+
+
+@pytest.mark.skipif(bool(os.environ.get('OVSEG_SKIP_DDP')), reason='OVSEG_SKIP_DDP is set')
+def test_a_bad_mask_on_one_rank_fails_every_rank(synth_root, tmp_path):
+    """Labels out of range in an image of rank 1 (the sampler gives it images 1, 3, ...):
+    the check on the collected state fails every rank with the error line, none waits."""
+    root, masks, stems, cfg_path = five_image_voc(synth_root, tmp_path)
+    path = masks / f'{stems[1]}.png'
+    mask = np.asarray(Image.open(path)).copy()
+    mask[:4, :4] = 200
+    Image.fromarray(mask).save(path)
+    proc = torchrun_test(cfg_path, root, tmp_path / 'w')
+    assert proc.returncode != 0
+    assert proc.stderr.count('ovseg-bench: error: 1 of 5 ground-truth masks hold labels '
+                             f'outside 0..8 and 255 (16 pixels the metric would drop), e.g. '
+                             f'{path}') == 2
+    assert not (tmp_path / 'w' / 'results.csv').exists()
