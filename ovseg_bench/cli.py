@@ -45,7 +45,8 @@ def cmd_check_data(args):
 def cmd_test(args):
     from mmengine.dist import is_main_process
 
-    from .bench.record import evaluate_row, json_dir
+    from .bench.record import evaluate_row
+    from .bench.results import json_dir
     from .config import load_config
     from .engine.evaluate import untrained_row
     cfg = load_config(args.config, args.cfg_options)

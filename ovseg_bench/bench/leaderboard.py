@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import record, results
+from . import results
 
 REFERENCE_CSV = Path(__file__).with_name('reference_results.csv')
 
@@ -42,7 +42,7 @@ def read_checked(path, required=REQUIRED, numeric=NUMERIC, table='results'):
     (``ValueError`` naming the missing columns of a foreign file) and whose every row is whole
     and numeric where it must be: a row cut short (a partial last line) or with a non-number
     is reported by line and skipped."""
-    header, entries = record.read_table(path, table)
+    header, entries = results.read_table(path, table)
     if not header:
         return []
     missing = [c for c in required if c not in header]

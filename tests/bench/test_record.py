@@ -40,16 +40,16 @@ def test_csv_rows_per_class_rows_and_one_json_per_cell(recorded):
     n_voc = len(load_vocabulary(load_dataset_cfg('synth_voc')['vocabulary']))
     assert sum(r['method'] == 'MaskCLIP' and r['dataset'] == 'synth_voc'
                for r in per_class) == n_voc
-    files = sorted(record.json_dir(out).glob('*.json'))
-    assert sorted(record.json_path(out, r) for r in rows) == files
+    files = sorted(results.json_dir(out).glob('*.json'))
+    assert sorted(results.json_path(out, r) for r in rows) == files
     assert files[0].name.startswith('MaskCLIP_synth_ade_s0_')
 
 
 def test_per_run_json_follows_the_schema_and_carries_provenance(recorded):
     out, rows = recorded
     row = rows[0]
-    doc = json.loads(record.json_path(out, row).read_text())
-    assert record.validate(doc, record.RUN_SCHEMA) is None
+    doc = json.loads(results.json_path(out, row).read_text())
+    assert results.validate(doc, results.RUN_SCHEMA) is None
     assert doc['row'] == {k: (None if isinstance(v, float) and math.isnan(v) else v)
                           for k, v in row.items()}
     # metrics unrounded; the row keeps two decimals of them
@@ -69,39 +69,39 @@ def test_per_run_json_follows_the_schema_and_carries_provenance(recorded):
 
 def test_schema_check_names_the_first_departure(recorded, tmp_path):
     out, rows = recorded
-    doc = json.loads(record.json_path(out, rows[0]).read_text())
-    schema = record.RUN_SCHEMA
-    assert record.validate(dict(doc, world_size=0), schema) == '$.world_size is 0, below 1'
-    assert record.validate({k: v for k, v in doc.items() if k != 'versions'}, schema) == \
+    doc = json.loads(results.json_path(out, rows[0]).read_text())
+    schema = results.RUN_SCHEMA
+    assert results.validate(dict(doc, world_size=0), schema) == '$.world_size is 0, below 1'
+    assert results.validate({k: v for k, v in doc.items() if k != 'versions'}, schema) == \
         "$ has no 'versions'"
     bad = json.loads(json.dumps(doc))
     bad['row']['mIoU'] = '40.1'
-    assert record.validate(bad, schema) == '$.row.mIoU is str, not number or null'
+    assert results.validate(bad, schema) == '$.row.mIoU is str, not number or null'
     bad['row']['mIoU'], bad['per_class'][0]['split'] = 40.1, 'both'
-    assert "per_class[0].split is 'both'" in record.validate(bad, schema)
-    assert record.validate(dict(doc, extra=1), schema) == "$ has an unknown key 'extra'"
-    assert record.validate(dict(doc, world_size=True), schema).endswith('not integer')
+    assert "per_class[0].split is 'both'" in results.validate(bad, schema)
+    assert results.validate(dict(doc, extra=1), schema) == "$ has an unknown key 'extra'"
+    assert results.validate(dict(doc, world_size=True), schema).endswith('not integer')
     # the leaderboard refuses such a file in one line naming it
     path = tmp_path / 'results' / 'bad.json'
     path.parent.mkdir()
     path.write_text(json.dumps(dict(doc, world_size=0)))
     with pytest.raises(ValueError, match=r'bad.json is not an ovseg-bench per-run JSON '
                                          r'\(ovseg-bench-run/1\): \$.world_size is 0'):
-        record.read_table(path.parent)
+        results.read_table(path.parent)
     path.write_text('{"row": ')
     with pytest.raises(ValueError, match='bad.json is not a JSON file'):
-        record.read_table(path)
+        results.read_table(path)
 
 
 def test_leaderboard_over_json_equals_over_csv(recorded, tmp_path, capsys):
     out, _ = recorded
     for table in ('results', 'per_class'):
-        csv_rows = [row for _, row in record.read_table(out, table)[1]]
-        json_rows = [row for _, row in record.read_table(record.json_dir(out), table)[1]]
+        csv_rows = [row for _, row in results.read_table(out, table)[1]]
+        json_rows = [row for _, row in results.read_table(results.json_dir(out), table)[1]]
         key = results.row_key if table == 'results' else leaderboard.per_class_key
         assert sorted(csv_rows, key=key) == sorted(json_rows, key=key)
     assert main(['leaderboard', str(out), '--out-dir', str(tmp_path / 'from_csv')]) == 0
-    assert main(['leaderboard', str(record.json_dir(out)),
+    assert main(['leaderboard', str(results.json_dir(out)),
                  '--out-dir', str(tmp_path / 'from_json')]) == 0
     for name in ('leaderboard.csv', 'leaderboard.md'):
         assert (tmp_path / 'from_csv' / name).read_text() == \

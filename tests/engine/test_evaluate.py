@@ -288,7 +288,7 @@ def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
     varying = {'eval_time_s', 'images_per_s', 'peak_mem_mb', 'timestamp'}
     expected = {k: '' if v is None else str(v) for k, v in one.items() if k not in varying}
     assert {k: v for k, v in rows[0].items() if k in expected} == expected
-    a, b = (json.loads(record.json_path(tmp_path / d / 'results.csv', one).read_text())
+    a, b = (json.loads(results.json_path(tmp_path / d / 'results.csv', one).read_text())
             for d in ('one', 'two'))
     assert (a['world_size'], b['world_size']) == (1, 2)
     assert b['metrics'].keys() == a['metrics'].keys()
