@@ -9,6 +9,9 @@ row at once (atomically), so an interrupted run keeps every finished row and a r
 Trainings run in ``train_workers`` worker processes (each its share of the CPU threads), while
 this process evaluates every cell whose weights are ready: on a 2-core machine two small
 trainings side by side get ~1.3x the throughput of one using both cores.
+
+``--shard K/N`` runs a deterministic 1/N of the matrix (:func:`shard_cells`), so that N
+processes, e.g. the tasks of a Slurm job array, run it together into one results.csv.
 """
 import copy
 import fnmatch
