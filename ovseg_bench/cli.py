@@ -43,8 +43,12 @@ def cmd_check_data(args):
 
 
 def cmd_test(args):
+    from mmengine.dist import is_main_process
+
+    from .bench.record import evaluate_row
+    from .bench.results import json_dir
     from .config import load_config
-    from .engine.evaluate import evaluate, untrained_row
+    from .engine.evaluate import untrained_row
     cfg = load_config(args.config, args.cfg_options)
     datasets = args.dataset or cfg.get('datasets')
     if not datasets:
@@ -55,13 +59,19 @@ def cmd_test(args):
     work_dir = Path(args.work_dir or Path('work_dirs') / Path(args.config).stem)
     out = Path(args.out or work_dir / 'results.csv')
     for name in datasets:
-        row = evaluate(cfg, name, work_dir / name, data_root=args.data_root,
-                       checkpoint=args.checkpoint, results_csv=out, save_pred=args.save_pred)
+        # Under a launcher every rank scores its share of the images; rank 0 writes the row.
+        row = evaluate_row(cfg, name, work_dir / name, results_csv=out,
+                           data_root=args.data_root, checkpoint=args.checkpoint,
+                           save_pred=args.save_pred, launcher=args.launcher)
+        if not is_main_process():
+            continue
         extra = ''.join(f'  {k} {row[k]:.2f}' for k in ('mIoU_seen', 'mIoU_unseen', 'hIoU')
                         if k in row)
         print(f'{row["method"]:<12} {name:<16} mIoU {row["mIoU"]:6.2f}  mAcc {row["mAcc"]:6.2f}'
               f'  aAcc {row["aAcc"]:6.2f}{extra}  ({row["images_per_s"]:.1f} img/s)', flush=True)
-    print(f'results: {out}  per-class: {out.with_name("per_class.csv")}')
+    if _end_process_group() == 0:
+        print(f'results: {out}  per-class: {out.with_name("per_class.csv")}  per-run JSON: '
+              f'{json_dir(out)}/')
 
 
 def _end_process_group():
@@ -90,8 +100,11 @@ def cmd_train(args):
 def cmd_bench(args):
     from .bench.runner import run_matrix
     failures = run_matrix(args.matrix, only=args.only, force=args.force, out_dir=args.out_dir,
-                          dry_run=args.dry_run)
-    if not (args.no_leaderboard or args.dry_run):
+                          dry_run=args.dry_run, shard=args.shard)
+    if args.shard and not args.dry_run:
+        print('one shard of the matrix: once every shard is done, `ovseg-bench leaderboard '
+              'OUT_DIR/results.csv --out-dir OUT_DIR` makes the leaderboard')
+    elif not (args.no_leaderboard or args.dry_run):
         from .config import read_config_file
         matrix = read_config_file(args.matrix)
         out_dir = Path(args.out_dir or matrix.out_dir)
@@ -200,6 +213,9 @@ def build_parser():
     s.add_argument('--save-pred', metavar='DIR',
                    help="write every prediction as a label PNG (the dataset's class indices, "
                         "uint8; 255 is never predicted) to DIR/<dataset>/<image stem>.png")
+    s.add_argument('--launcher', default='none', choices=['none', 'pytorch', 'slurm'],
+                   help='under torchrun (pytorch) or srun (slurm): the ranks share the images, '
+                   'rank 0 writes the rows')
     s.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config keys')
     _verbose_flag(s)
     s.set_defaults(func=cmd_test)
@@ -221,11 +237,15 @@ def build_parser():
     s.add_argument('--no-leaderboard', action='store_true')
     s.add_argument('--dry-run', action='store_true',
                    help='print the cells still to run (and which need training), run nothing')
+    s.add_argument('--shard', metavar='K/N', help='run the K-th of N deterministic parts of '
+                   'the matrix (a training and its cells stay together), e.g. from a Slurm '
+                   'job array; shards share results.csv safely; no leaderboard')
     _verbose_flag(s)
     s.set_defaults(func=cmd_bench)
 
     s = sub.add_parser('leaderboard', help='pivot result CSVs into leaderboard tables/figures')
-    s.add_argument('results', nargs='+', help='results.csv files (several runs/machines)')
+    s.add_argument('results', nargs='+', help='results.csv files, or per-run JSON files or '
+                   'folders (results/ beside a results.csv); several runs, machines or shards')
     s.add_argument('--out-dir', default='work_dirs/leaderboard')
     s.add_argument('--metric', default='mIoU', help='mIoU, mAcc, aAcc, hIoU, ...')
     s.add_argument('--pred-root', help="a bench's eval/ folder, for the qualitative grids")

@@ -41,36 +41,34 @@ def _number(text):
 REQUIRED = ['method', 'backbone', 'dataset', 'setting', 'seed', 'mIoU']
 
 
-def read_checked(path, required=REQUIRED, numeric=NUMERIC):
-    """The rows of a results CSV whose schema is checked (``ValueError`` naming the missing
-    columns of a foreign file) and whose every row is whole and numeric where it must be: a
-    row cut short (a partial last line) or with a non-number is reported by line and skipped."""
-    path = Path(path)
-    if not path.is_file():
+def read_checked(path, required=REQUIRED, numeric=NUMERIC, table='results'):
+    """The rows of a results source (a results CSV, or per-run JSON: a file or a folder;
+    ``table``: its ``'results'`` or ``'per_class'`` rows) whose schema is checked
+    (``ValueError`` naming the missing columns of a foreign file) and whose every row is whole
+    and numeric where it must be: a row cut short (a partial last line) or with a non-number
+    is reported by line and skipped."""
+    header, entries = results.read_table(path, table)
+    if not header:
         return []
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f'{path} is not an ovseg-bench results file: no column '
+                         f'{", ".join(missing)} (its columns: {", ".join(header[:8]) or "none"}'
+                         f'{", ..." if len(header) > 8 else ""})')
     rows = []
-    with open(path, newline='') as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f'{path} is not an ovseg-bench results file: no column '
-                             f'{", ".join(missing)} (its columns: {", ".join(header[:8]) or "none"}'
-                             f'{", ..." if len(header) > 8 else ""})')
-        for row in reader:
-            problem = None
-            if None in row or None in row.values():
-                given = len(header) - sum(v is None for v in row.values())
-                problem = f'cut short ({given} of {len(header)} fields)'
-            else:
-                bad = [k for k in numeric if row.get(k) and not _number(row[k])]
-                if bad:
-                    problem = f'{bad[0]}={row[bad[0]]!r} is not a number'
-            if problem:
-                print(f'leaderboard: skipping {path} line {reader.line_num}: {problem}',
-                      file=sys.stderr, flush=True)
-                continue
-            rows.append(row)
+    for where, row in entries:
+        problem = None
+        if None in row or None in row.values():
+            given = len(header) - sum(v is None for v in row.values())
+            problem = f'cut short ({given} of {len(header)} fields)'
+        else:
+            bad = [k for k in numeric if row.get(k) and not _number(row[k])]
+            if bad:
+                problem = f'{bad[0]}={row[bad[0]]!r} is not a number'
+        if problem:
+            print(f'leaderboard: skipping {where}: {problem}', file=sys.stderr, flush=True)
+            continue
+        rows.append(row)
     return rows
 
 
@@ -351,7 +349,7 @@ def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
           reference=REFERENCE_CSV):
     """Write leaderboard.csv/.md, leaderboard.png and per_class.png into ``out_dir`` (and,
     given ``pred_root`` = a bench's ``eval`` folder, one qualitative_<dataset>.png each)."""
-    absent = [str(p) for p in result_csvs if not Path(p).is_file()]
+    absent = [str(p) for p in result_csvs if not Path(p).exists()]
     if absent:
         raise FileNotFoundError(f'results file not found: {", ".join(absent)}')
     rows = load(result_csvs)
@@ -360,7 +358,7 @@ def build(result_csvs, out_dir, metric='mIoU', pred_root=None, data_root=None,
     check_metric(metric, rows)
     entries, datasets = write_tables(rows, out_dir, metric, reference)
     plot_bars(entries, datasets, Path(out_dir) / 'leaderboard.png', metric)
-    per_class = load([Path(p).with_name('per_class.csv') for p in result_csvs], per_class_key,
+    per_class = load(result_csvs, per_class_key, table='per_class',
                      required=REQUIRED[:-1] + ['class_index', 'IoU'],
                      numeric=PER_CLASS_NUMERIC)
     plot_heatmap(per_class, Path(out_dir) / 'per_class.png')

@@ -9,6 +9,9 @@ row at once (atomically), so an interrupted run keeps every finished row and a r
 Trainings run in ``train_workers`` worker processes (each its share of the CPU threads), while
 this process evaluates every cell whose weights are ready: on a 2-core machine two small
 trainings side by side get ~1.3x the throughput of one using both cores.
+
+``--shard K/N`` runs a deterministic 1/N of the matrix (:func:`shard_cells`), so that N
+processes, e.g. the tasks of a Slurm job array, run it together into one results.csv.
 """
 import copy
 import fnmatch
@@ -30,9 +33,11 @@ from .. import config as C
 from .. import console
 from ..fileio import write_text_atomic
 from ..protocol import Protocol
+from ..engine.evaluate import load_head
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
                         load_plugins, names)
 from . import results
+from .record import evaluate_row
 
 # Every key a matrix config may hold, with what it is for.
 MATRIX_KEYS = {
@@ -395,8 +400,37 @@ def ensure_prerequisites(matrix, trainings):
         future.result()
 
 
-def plan_cells(matrix, csv_path, only, force):
-    """[(cfg, datasets to evaluate)] for every selected cell not yet in the results."""
+def parse_shard(text):
+    """``'K/N'`` -> ``(K, N)`` with 1 <= K <= N; None for None."""
+    if text is None:
+        return None
+    k, _, n = str(text).partition('/')
+    if not (k.isdigit() and n.isdigit() and 1 <= int(k) <= int(n)):
+        raise ValueError(f'--shard must be K/N with 1 <= K <= N, e.g. 2/4 for the second of '
+                         f'four shards; got {text!r}')
+    return int(k), int(n)
+
+
+def shard_cells(cells, shard):
+    """The cell configs of ``shard`` ``(K, N)``: a deterministic 1/N of them.
+
+    A training run is shared by every cell config that trains in its work_dir (each of its
+    datasets is a cell), so the unit dealt out is the run: all its cells go to one shard,
+    and no run is trained by two shards. Runs are dealt round-robin in matrix order, those
+    that train first, so that every shard gets its share of the trainings."""
+    if shard is None:
+        return cells
+    k, n = shard
+    units = {}
+    for cfg in sorted(cells, key=lambda c: not needs_training(c)):    # stable
+        units.setdefault(cfg.work_dir if needs_training(cfg) else cfg.cell_name, []).append(cfg)
+    mine = {id(c) for i, unit in enumerate(units.values()) if i % n == k - 1 for c in unit}
+    return [c for c in cells if id(c) in mine]
+
+
+def plan_cells(matrix, csv_path, only, force, shard=None):
+    """[(cfg, datasets to evaluate)] for every selected cell (of ``shard``, if given) not yet
+    in the results."""
     # A finished row counts only if it came from the same cell config (a changed config or
     # protocol reruns the cell and replaces the row).
     # A row without its per-class rows (written first) is a cell cut short: redone.
@@ -406,10 +440,14 @@ def plan_cells(matrix, csv_path, only, force):
                              for r in results.read_rows(csv_path)
                              if results.row_key(r) in with_classes}
     plan, keys = [], []
-    for cfg in cell_configs(matrix):
+    cells = cell_configs(matrix)
+    mine = {id(c) for c in shard_cells(cells, shard)}
+    for cfg in cells:
         cfg_hash = results.config_hash(cfg.to_dict())
         cell_keys = {d: results.cell_key(cfg, d) for d in cell_datasets(matrix, cfg)}
-        keys += cell_keys.values()
+        keys += cell_keys.values()      # --only is checked against the whole matrix
+        if id(cfg) not in mine:
+            continue
         todo = [d for d, key in cell_keys.items()
                 if selected(key, only) and done.get(results.row_key(key)) != cfg_hash]
         if todo:
@@ -418,21 +456,27 @@ def plan_cells(matrix, csv_path, only, force):
     return plan
 
 
-def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
+def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False, shard=None):
     """Run every selected cell not already in the results; returns the list of failures.
 
-    ``dry_run``: print the plan (cells, datasets, whether each needs training) and stop."""
+    ``dry_run``: print the plan (cells, datasets, whether each needs training) and stop.
+    ``shard``: ``'K/N'``, run only that 1/N of the cells (:func:`shard_cells`); the shards
+    of a matrix may run at once, on several machines sharing ``out_dir``: they append to
+    one results.csv under its lock, and the first to start makes the prerequisites."""
     from .speed import torch_threads
+    shard = parse_shard(shard)
     matrix = C.read_config_file(matrix_path)
     check_matrix(matrix)
     out_dir = Path(out_dir or matrix.out_dir)
     csv_path = out_dir / 'results.csv'
     only = parse_only(only)
     if not dry_run:
-        plan_cells(matrix, csv_path, only, force)     # a --only matching no cell fails now
+        plan_cells(matrix, csv_path, only, force, shard)  # a --only matching no cell fails now
         results.check_writable(csv_path)
     if dry_run:
-        plan = plan_cells(matrix, csv_path, only, force)
+        plan = plan_cells(matrix, csv_path, only, force, shard)
+        if shard:
+            print(f'shard {shard[0]}/{shard[1]}:')
         for cfg, todo in plan:
             if not needs_training(cfg):
                 state = 'evaluated as built'
@@ -444,8 +488,11 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
         return []
     failures = []
     with Trainings(matrix.get('train_workers', 1)) as trainings:
-        ensure_prerequisites(matrix, trainings)
-        plan = plan_cells(matrix, csv_path, only, force)
+        # One process makes them; others (shards) wait, then find them cached.
+        with results.file_lock(out_dir / '.prerequisites.lock', waiting='waiting for another '
+                               'run of this matrix to make the data and pretrained weights'):
+            ensure_prerequisites(matrix, trainings)
+        plan = plan_cells(matrix, csv_path, only, force, shard)
         if not plan:
             print(f'nothing to do: every selected cell is in {csv_path} (use --force to rerun)')
         # Cells with their weights ready are evaluated here while the others train.
@@ -486,7 +533,6 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
 
 def evaluate_cell(matrix, out_dir, cfg, todo, train_s, progress):
     """Evaluate one cell on its datasets, a result row each; returns the failures."""
-    from ..engine.evaluate import evaluate, load_head
     method, csv_path = cfg.method.type, out_dir / 'results.csv'
     checkpoint = Path(cfg.work_dir) / 'head.pt' if needs_training(cfg) else None
     try:
@@ -503,10 +549,11 @@ def evaluate_cell(matrix, out_dir, cfg, todo, train_s, progress):
     for dataset in todo:
         start = time.perf_counter()
         try:
-            row = evaluate(cfg, dataset, out_dir / 'eval' / cfg.cell_name / dataset, head=head,
-                           results_csv=csv_path, extra=dict(train_time_s=train_s),
-                           save_first=matrix.get('save_predictions', 0),
-                           data_root=matrix.get('data_root'))
+            row = evaluate_row(cfg, dataset, out_dir / 'eval' / cfg.cell_name / dataset,
+                               head=head, results_csv=csv_path,
+                               extra=dict(train_time_s=train_s),
+                               save_first=matrix.get('save_predictions', 0),
+                               data_root=matrix.get('data_root'))
             progress.evaluated(time.perf_counter() - start)
             progress.say(f'{method} x {dataset}: mIoU {row["mIoU"]:.2f}')
         except Exception as e:

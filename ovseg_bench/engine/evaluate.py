@@ -1,19 +1,21 @@
-"""The common evaluator: any method config x any named dataset -> one result row.
+"""The common evaluator: any method config x any named dataset -> metrics and per-class
+results (:class:`Evaluation`).
 
-Runs mmengine's test loop over an mmseg dataset with the protocol's pipeline, scores with
-:class:`OVIoUMetric` and writes the summary row and the per-class rows (schema in
-``ovseg_bench.bench.results``).
+Runs mmengine's test loop over an mmseg dataset with the protocol's pipeline, on one process
+or sharded over the ranks of a launcher, and scores with :class:`OVIoUMetric`. Result rows
+are the benchmark's business (``ovseg_bench.bench.record``).
 """
 import contextlib
+import dataclasses
 import logging
 import time
 from pathlib import Path
 
 import torch
 from mmengine.config import Config
+from mmengine.device import get_device
 
 from ..backbones.base import RANDOM_WEIGHTS, drop_log_records
-from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..config import TOP_LEVEL_KEYS, check_keys, config_seed, load_config
 from ..console import ConsoleRunner
@@ -23,7 +25,16 @@ from ..registry import BACKBONES, METHODS, build, load_plugins
 from ..segmentor import OVSegmentor
 from ..text import select_vocabulary
 from .metrics import OVIoUMetric  # noqa: F401  (registers the metric)
-from .runtime import peak_memory_mb
+from .runtime import init_cpu_distributed, peak_memory_mb
+
+
+class EvalRunner(ConsoleRunner):
+    """The console's Runner without the DDP wrapper: evaluation has no gradients to
+    synchronise (and DDP refuses a model without trainable parameters); under a launcher the
+    ranks only split the images, through the sampler, and merge the metric state."""
+
+    def wrap_model(self, model_wrapper_cfg, model):
+        return model.to(get_device())
 
 
 def test_pipeline(protocol):
@@ -128,19 +139,45 @@ def count_params(module):
     return trainable, total
 
 
-def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
-             results_csv=None, extra=None, save_first=0, save_pred=None):
-    """Evaluate ``cfg``'s method on the named ``dataset``; returns the result row (a dict).
+@dataclasses.dataclass
+class Evaluation:
+    """What one evaluation measured, before any result schema: metrics (percent, unrounded),
+    one dict per class (index, name, split, IoU, Acc, gt_pixels, pred_pixels), the protocol
+    and vocabulary it was scored with, and its cost. Under a launcher every rank returns the
+    metrics; ``per_class`` is filled on rank 0, the rank that records results."""
+    dataset: str
+    metrics: dict
+    per_class: list
+    protocol: dict
+    vocabulary: str           # name and content hash of the class-name file
+    classes: list             # the class names (with synonyms) the texts were built from
+    untrained: bool           # a trainable method evaluated without trained weights
+    n_images: int
+    eval_time_s: float
+    peak_mem_mb: float
+    device: str
+    params_trainable: int
+    params_total: int
+    world_size: int = 1
 
-    ``head`` may be passed to reuse an already built (e.g. just trained) head. With
-    ``results_csv`` the row is appended there and the per-class rows beside it
-    (``per_class.csv``); ``save_first`` predictions are kept in ``work_dir/predictions``, or
-    with ``save_pred`` every prediction in ``save_pred/<dataset>/<image stem>.png``.
+    @property
+    def images_per_s(self):
+        return self.n_images / self.eval_time_s
+
+
+def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
+             save_first=0, save_pred=None, launcher='none'):
+    """Evaluate ``cfg``'s method on the named ``dataset``; returns an :class:`Evaluation`.
+
+    ``head`` may be passed to reuse an already built (e.g. just trained) head;
+    ``save_first`` predictions are kept in ``work_dir/predictions``, or with ``save_pred``
+    every prediction in ``save_pred/<dataset>/<image stem>.png``. ``launcher``
+    (``'pytorch'`` under ``torchrun``, ``'slurm'`` under ``srun``) shards the images over the
+    ranks with mmengine's sampler and merges the metric state: every rank gets the metrics
+    of the whole dataset, the same as one process.
     """
     cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
     check_keys(cfg, TOP_LEVEL_KEYS)
-    if results_csv:
-        results.check_writable(results_csv)
     protocol = resolve_protocol(cfg.get('protocol'), dataset)
     ds = load_dataset_cfg(dataset, data_root)
     vocab_label, vocabulary = select_vocabulary(ds['vocabulary'], dataset,
@@ -150,10 +187,14 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     model = OVSegmentor(head, vocabulary, ds['has_background'], protocol)
     loader = eval_dataloader_cfg(ds, protocol)
     unseen = (cfg.get('unseen_classes') or {}).get(dataset, ())
-    runner = ConsoleRunner(
+    init_cpu_distributed(launcher)
+    runner = EvalRunner(
         model=model, work_dir=str(work_dir), test_dataloader=loader,
         test_evaluator=dict(
             type='OVIoUMetric', unseen_classes=unseen, ignore_index=ds.get('ignore_index', 255),
+            # mmengine's 'gpu' collection goes through the process group (CPU tensors under
+            # gloo), so ranks on several nodes need no shared temporary folder
+            collect_device='gpu',
             save_first=float('inf') if save_pred else save_first,
             save_dir=str(Path(save_pred) / dataset if save_pred
                          else Path(work_dir) / 'predictions')),
@@ -161,7 +202,9 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         experiment_name=f'eval_{dataset}_{time.strftime("%Y%m%d_%H%M%S")}_{id(head):x}',
         default_hooks=dict(logger=dict(type='LoggerHook', interval=50)),
         custom_hooks=[dict(type='ProgressHook', label=f"{cfg['method']['type']} x {dataset}")],
-        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend='gloo')))
+        launcher=launcher,
+        env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(
+            backend='nccl' if torch.cuda.is_available() else 'gloo')))
     n_classes = len(runner.test_dataloader.dataset.metainfo['classes'])
     if n_classes != len(vocabulary):
         raise ValueError(f'vocabulary {vocab_label} has {len(vocabulary)} classes but '
@@ -172,33 +215,12 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
     start = time.perf_counter()
     metrics = runner.test()
     seconds = time.perf_counter() - start
-    metric = runner.test_evaluator.metrics[0]
-    n_images = len(runner.test_dataloader.dataset)
     trainable, total = count_params(head)
-    peak = peak_memory_mb()
-    key = results.cell_key(cfg, dataset)
-    if untrained:
-        key['train_data'] = 'none'      # not the trained cell's row: these weights saw none
-    row = dict(
-        **key,
-        **{k: round(v, 2) for k, v in metrics.items()},
-        protocol=protocol['name'], vocabulary=vocab_label,
-        **{k: protocol[k] for k in results.PROTOCOL_FIELDS if k in protocol},
-        params_trainable=trainable, params_total=total, eval_time_s=round(seconds, 2),
-        images_per_s=round(n_images / seconds, 2), peak_mem_mb=round(peak, 1),
+    return Evaluation(
+        dataset=dataset, metrics=dict(metrics),
+        per_class=list(runner.test_evaluator.metrics[0].per_class), protocol=protocol,
+        vocabulary=vocab_label, classes=list(vocabulary), untrained=untrained,
+        n_images=len(runner.test_dataloader.dataset), eval_time_s=seconds,
+        peak_mem_mb=peak_memory_mb(),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
-        git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
-        timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
-    if results_csv:
-        # Per-class rows first: the summary row, written last, marks a finished cell (a kill
-        # in between leaves no row, so the runner redoes the cell and replaces these).
-        keys = {k: row[k] for k in results.KEY_FIELDS}
-        per_class = [dict(keys, class_index=c['index'], class_name=c['name'], split=c['split'],
-                          IoU=round(c['IoU'], 2), Acc=round(c['Acc'], 2),
-                          gt_pixels=c['gt_pixels'], pred_pixels=c['pred_pixels'])
-                     for c in metric.per_class]
-        results.append_rows(Path(results_csv).with_name('per_class.csv'), per_class,
-                            results.PER_CLASS_FIELDS)
-        results.append_rows(results_csv, [row])
-        logging.getLogger(__name__).info('wrote %s', results_csv)
-    return row
+        params_trainable=trainable, params_total=total, world_size=runner.world_size)

@@ -17,6 +17,10 @@ def harmonic_mean(a, b):
     return 2 * a * b / (a + b) if a + b > 0 else 0.0
 
 
+# The key under which rank 0's error travels to every rank in place of the metrics.
+ERROR = 'error'
+
+
 @METRICS.register_module()
 class OVIoUMetric(IoUMetric):
     """mmseg IoUMetric that also keeps per-class IoU/Acc and, given unseen classes, hIoU.
@@ -37,17 +41,19 @@ class OVIoUMetric(IoUMetric):
         self.unseen_classes = list(unseen_classes)
         self.save_dir, self.save_first, self.saved = save_dir, save_first, 0
         self.per_class = []
-        self.out_of_range = []   # (mask path, pixels, values) of labels the metric would drop
 
     def process(self, data_batch, data_samples):
         num_classes = len(self.dataset_meta['classes'])
-        for sample in data_samples:
+        super().process(data_batch, data_samples)     # one (inter, union, pred, label) each
+        # Each sample's result also carries its out-of-range labels (None when there are
+        # none), so that the check sees every rank's images after mmengine's collection.
+        first = len(self.results) - len(data_samples)
+        for i, sample in enumerate(data_samples):
             gt = sample['gt_sem_seg']['data']
             bad = (gt != self.ignore_index) & ((gt >= num_classes) | (gt < 0))
-            if bad.any():
-                self.out_of_range.append((sample.get('seg_map_path', sample.get('img_path')),
-                                          int(bad.sum()), gt[bad].unique()[:5].tolist()))
-        super().process(data_batch, data_samples)
+            found = ((sample.get('seg_map_path', sample.get('img_path')), int(bad.sum()),
+                      gt[bad].unique()[:5].tolist()) if bad.any() else None)
+            self.results[first + i] = (*self.results[first + i], found)
         for sample in data_samples:
             if self.save_dir is None or self.saved >= self.save_first:
                 return
@@ -59,22 +65,38 @@ class OVIoUMetric(IoUMetric):
             Image.fromarray(pred).save(Path(self.save_dir) / f'{Path(sample["img_path"]).stem}.png')
             self.saved += 1
 
-    def check_labels(self, n_images):
+    def check_labels(self, results):
         """``ValueError`` naming the masks with labels outside the dataset's range (mmseg's
         metric drops those pixels without a word, which moves the score)."""
-        if not self.out_of_range:
+        out_of_range = [r[4] for r in results if r[4] is not None]
+        if not out_of_range:
             return
-        path, pixels, values = self.out_of_range[0]
-        total = sum(n for _, n, _ in self.out_of_range)
+        path, pixels, values = out_of_range[0]
+        total = sum(n for _, n, _ in out_of_range)
         raise ValueError(
-            f'{len(self.out_of_range)} of {n_images} ground-truth masks hold labels outside '
+            f'{len(out_of_range)} of {len(results)} ground-truth masks hold labels outside '
             f'0..{len(self.dataset_meta["classes"]) - 1} and {self.ignore_index} ({total} '
             f'pixels the metric would drop), e.g. {path} (values {values}): not masks of '
             f'this dataset\'s labels; convert them again (ovseg-bench prepare) and check them '
             f'with ovseg-bench check-data')
 
+    def evaluate(self, size):
+        """mmengine's evaluation (results collected from every rank, computed on rank 0 and
+        broadcast), with an error found on rank 0 raised on every rank: raised there alone,
+        it would leave the other ranks waiting for the broadcast."""
+        metrics = super().evaluate(size)
+        if ERROR in metrics:
+            raise ValueError(metrics[ERROR])
+        return metrics
+
     def compute_metrics(self, results):
-        self.check_labels(len(results))
+        try:
+            return self._compute_metrics(results)
+        except ValueError as err:
+            return {ERROR: str(err)}
+
+    def _compute_metrics(self, results):
+        self.check_labels(results)
         inter, union, pred_area, label_area = (
             torch.stack([torch.as_tensor(r[i]) for r in results]).sum(0).double()
             for i in range(4))

@@ -21,5 +21,5 @@ def test_git_commit_is_marked_dirty_when_tracked_files_changed(tmp_path):
     assert results.git_commit(tmp_path) == head + '-dirty'
 
 
-def test_git_commit_outside_a_repository_is_unknown(tmp_path):
-    assert results.git_commit(tmp_path) == 'unknown'
+def test_git_commit_outside_a_repository_is_none(tmp_path):
+    assert results.git_commit(tmp_path) is None

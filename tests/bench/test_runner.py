@@ -301,3 +301,93 @@ def test_a_row_without_its_per_class_rows_is_redone(tmp_path, synth_root, monkey
     (tmp_path / 'bench' / 'per_class.csv').unlink()
     cfgs = runner.plan_cells(Config.fromfile(matrix), csv_path, {}, False)
     assert [todo for _, todo in cfgs] == [['synth_voc']]
+
+
+VARYING = ('eval_time_s', 'images_per_s', 'peak_mem_mb', 'timestamp')
+
+
+def stable(rows):
+    """Rows without the columns that differ between two runs of the same cell, by key."""
+    return sorted(({k: v for k, v in r.items() if k not in VARYING} for r in rows),
+                  key=results.row_key)
+
+
+def test_shards_together_give_the_rows_of_the_unsharded_matrix(tmp_path, synth_root):
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP', 'SCLIP', 'NACLIP'],
+                          ['synth_voc', 'synth_ade'])
+    env = dict(os.environ, PYTHONPATH=REPO)
+    cmd = [sys.executable, '-m', 'ovseg_bench.cli', 'bench', str(matrix), '--no-leaderboard']
+    plans = [subprocess.run(cmd + ['--dry-run', '--shard', s], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, check=True).stdout
+             for s in ('1/2', '2/2')]
+    cells = [[line.split('-')[0] for line in plan.splitlines()[1:-1]] for plan in plans]
+    assert plans[0].startswith('shard 1/2:') and cells == [['MaskCLIP', 'NACLIP'], ['SCLIP']]
+    # the two shards at once, as two tasks of a job array, into one results.csv
+    shards = [subprocess.Popen(cmd + ['--shard', s], cwd=tmp_path, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+              for s in ('1/2', '2/2')]
+    for proc in shards:
+        out = proc.communicate(timeout=600)[0]
+        assert proc.returncode == 0, out[-3000:]
+        assert 'once every shard is done, `ovseg-bench leaderboard' in out
+    sharded = results.read_rows(tmp_path / 'bench' / 'results.csv')
+    assert run_matrix(matrix, out_dir=tmp_path / 'whole') == []
+    whole = results.read_rows(tmp_path / 'whole' / 'results.csv')
+    assert len(whole) == 6 and stable(sharded) == stable(whole)
+    assert stable(results.read_rows(tmp_path / 'bench' / 'per_class.csv')) == \
+        stable(results.read_rows(tmp_path / 'whole' / 'per_class.csv'))
+    assert len(list((tmp_path / 'bench' / 'results').glob('*.json'))) == 6
+
+
+def test_a_training_run_and_all_its_cells_stay_in_one_shard():
+    def cfg(method, work_dir, cell, train=True):
+        return Config(dict(method=dict(type=method), work_dir=work_dir, cell_name=cell,
+                           train_data=dict(type='CocoCaptionDataset') if train else None))
+    cells = [cfg('MaskCLIP', 'w/maskclip', 'maskclip', train=False),
+             cfg('PACL', 'w/pacl_s0', 'pacl-a'), cfg('SCLIP', 'w/sclip', 'sclip', train=False),
+             cfg('PACL', 'w/pacl_s1', 'pacl-s1'),
+             cfg('PACL', 'w/pacl_s0', 'pacl-b'),     # another config training in the same run
+             cfg('NACLIP', 'w/naclip', 'naclip', train=False)]
+    parts = [runner.shard_cells(cells, (k, 3)) for k in (1, 2, 3)]
+    names = [[c.cell_name for c in part] for part in parts]
+    assert sorted(sum(names, [])) == sorted(c.cell_name for c in cells)     # each exactly once
+    assert ['pacl-a', 'pacl-b'] in [[n for n in part if n in ('pacl-a', 'pacl-b')]
+                                    for part in names]
+    # trainings dealt first: the two runs go to two shards
+    assert [sum(runner.needs_training(c) for c in part) > 0 for part in parts] == \
+        [True, True, False]
+    assert names == [[c.cell_name for c in runner.shard_cells(cells, (k, 3))]
+                     for k in (1, 2, 3)]                                    # deterministic
+    assert runner.shard_cells(cells, None) == cells
+
+
+@pytest.mark.parametrize('value', ['3/2', 'x', '0/2', '1/', '1/2/3'])
+def test_a_bad_shard_is_one_line(tmp_path, synth_root, capsys, value):
+    from ovseg_bench.cli import main
+    matrix = write_matrix(tmp_path, synth_root, ['MaskCLIP'], ['synth_voc'])
+    assert main(['bench', str(matrix), '--shard', value]) == 2
+    err = capsys.readouterr().err
+    assert err == (f'ovseg-bench: error: --shard must be K/N with 1 <= K <= N, e.g. 2/4 for '
+                   f'the second of four shards; got {value!r}\n')
+
+
+APPENDER = '''
+import sys
+from ovseg_bench.bench import results
+name, n = sys.argv[1], int(sys.argv[2])
+for i in range(n):
+    results.append_rows(sys.argv[3], [dict(method=name, dataset=f'd{i}', seed=0, mIoU=i)])
+'''
+
+
+def test_shards_appending_at_once_lose_no_row(tmp_path):
+    """Processes racing to append to one results.csv (each append reads the file, adds its
+    row and renames a new file over it): the lock makes every append see the others'."""
+    csv_path = tmp_path / 'results.csv'
+    env = dict(os.environ, PYTHONPATH=REPO)
+    procs = [subprocess.Popen([sys.executable, '-c', APPENDER, f'shard{k}', '40',
+                               str(csv_path)], env=env) for k in range(3)]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    rows = results.read_rows(csv_path)
+    assert sorted((r['method'], r['dataset']) for r in rows) == sorted(
+        (f'shard{k}', f'd{i}') for k in range(3) for i in range(40))

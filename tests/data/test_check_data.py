@@ -182,7 +182,7 @@ def test_real_samples_evaluated_through_the_real_dataset_configs(real_samples, t
 
     from mmengine.config import Config
 
-    from ovseg_bench.engine.evaluate import evaluate
+    from ovseg_bench.bench.record import evaluate_row
     for name in ('voc', 'ade20k'):
         prepare(name, real_samples, tmp_path / 'data', log=lambda *_: None)
     cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
@@ -192,8 +192,8 @@ def test_real_samples_evaluated_through_the_real_dataset_configs(real_samples, t
                                     text_cache=None)))
     out = tmp_path / 'results.csv'
     for dataset in ('voc21', 'voc20', 'ade150'):
-        row = evaluate(cfg, dataset, tmp_path / 'work' / dataset, data_root=tmp_path / 'data',
-                       results_csv=out)
+        row = evaluate_row(cfg, dataset, tmp_path / 'work' / dataset,
+                           data_root=tmp_path / 'data', results_csv=out)
         assert row['dataset'] == dataset and 0 <= row['mIoU'] <= 100 and row['aAcc'] > 0
     per_class = list(csv.DictReader(open(out.with_name('per_class.csv'))))
     assert [sum(r['dataset'] == d for r in per_class) for d in ('voc21', 'voc20', 'ade150')] \

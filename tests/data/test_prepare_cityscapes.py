@@ -55,14 +55,14 @@ def test_cityscapes_prepare_check_and_evaluate(tmp_path):
 
     from mmengine.config import Config
 
-    from ovseg_bench.engine.evaluate import evaluate
+    from ovseg_bench.bench.record import evaluate_row
     cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
                       method=dict(type='MaskCLIP'),
                       protocol=dict(name='tiny', short_side=32, mode='slide', crop=32, stride=16,
                                     templates='single', num_workers=0, text_cache=None)))
     out = tmp_path / 'results.csv'
-    row = evaluate(cfg, 'cityscapes', tmp_path / 'work', data_root=data, results_csv=out,
-                   save_pred=tmp_path / 'pred')
+    row = evaluate_row(cfg, 'cityscapes', tmp_path / 'work', data_root=data,
+                       results_csv=out, save_pred=tmp_path / 'pred')
     assert row['dataset'] == 'cityscapes' and 0 <= row['mIoU'] <= 100
     assert row['vocabulary'].startswith('cityscapes.txt@')
     per_class = list(csv.DictReader(open(out.with_name('per_class.csv'))))

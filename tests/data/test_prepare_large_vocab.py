@@ -11,8 +11,8 @@ from scipy.io import savemat
 
 from ovseg_bench.data.check_data import check_data
 from ovseg_bench.data.prepare import LAYOUTS, prepare
+from ovseg_bench.bench.record import evaluate_row
 from ovseg_bench.data.prepare.large_vocab import ade847_size
-from ovseg_bench.engine.evaluate import evaluate
 
 CFG = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
                   method=dict(type='MaskCLIP'),
@@ -28,8 +28,8 @@ def jpg(path, h, w, seed=0):
 
 def score(dataset, data, tmp_path):
     out = tmp_path / f'{dataset}.csv'
-    row = evaluate(CFG, dataset, tmp_path / 'work' / dataset, data_root=data, results_csv=out,
-                   save_pred=tmp_path / 'pred')
+    row = evaluate_row(CFG, dataset, tmp_path / 'work' / dataset, data_root=data,
+                       results_csv=out, save_pred=tmp_path / 'pred')
     per_class = list(csv.DictReader(open(out.with_name('per_class.csv'))))
     return row, {int(r['class_index']): int(r['gt_pixels']) for r in per_class
                  if r['dataset'] == dataset}

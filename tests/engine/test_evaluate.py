@@ -1,5 +1,8 @@
 """The evaluator against ground truth: an oracle scores 100 and a constant head scores exactly
 the IoU computed by hand, on all four synthetic layouts, in whole and slide mode."""
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,6 +18,7 @@ from ovseg_bench.registry import METHODS
 from ovseg_bench.segmentor import OVSegmentor
 from ovseg_bench.text import load_vocabulary
 
+REPO = str(Path(__file__).resolve().parents[2])
 SYNTH = ['synth_voc', 'synth_context', 'synth_coco', 'synth_ade']
 
 
@@ -79,7 +83,7 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
         vocab = load_vocabulary(load_dataset_cfg(dataset)['vocabulary'])
         head.owner = OVSegmentor(head, vocab, False, cfg.protocol).class_embeds()[1]
         return ev.evaluate(cfg, dataset, tmp_path / dataset, data_root=synth_root, head=head,
-                           results_csv=tmp_path / 'results.csv', save_pred=save_pred)
+                           save_pred=save_pred)
     yield run
     for name in registered:
         METHODS.module_dict.pop(name, None)
@@ -88,8 +92,8 @@ def run_head(synth_root, tiny_backbone, monkeypatch, tmp_path):
 @pytest.mark.parametrize('dataset', SYNTH)
 @pytest.mark.parametrize('mode,short_side', [('whole', 96), ('slide', 96), ('slide', 192)])
 def test_oracle_scores_100(run_head, dataset, mode, short_side):
-    row = run_head(OracleHead, dataset, mode, short_side, label_image=True)
-    assert row['mIoU'] == pytest.approx(100.0) and row['aAcc'] == pytest.approx(100.0)
+    metrics = run_head(OracleHead, dataset, mode, short_side, label_image=True).metrics
+    assert metrics['mIoU'] == pytest.approx(100.0) and metrics['aAcc'] == pytest.approx(100.0)
 
 
 @pytest.mark.parametrize('dataset', ['synth_voc', 'synth_ade'])
@@ -147,21 +151,14 @@ def hand_iou(dataset, root, constant):
 
 @pytest.mark.parametrize('dataset', SYNTH)
 def test_constant_head_scores_hand_computed_iou(run_head, synth_root, dataset):
-    row = run_head(ConstantHead, dataset, 'whole')
-    # the row keeps two decimals
-    assert row['mIoU'] == pytest.approx(hand_iou(dataset, synth_root, 1), abs=0.005)
-
-
-def test_summary_and_per_class_csv(run_head, tmp_path):
-    run_head(ConstantHead, 'synth_voc', 'whole')
-    import csv
-    rows = list(csv.DictReader(open(tmp_path / 'results.csv')))
-    per_class = list(csv.DictReader(open(tmp_path / 'per_class.csv')))
-    assert len(rows) == 1 and rows[0]['dataset'] == 'synth_voc'
-    assert rows[0]['mode'] == 'whole' and rows[0]['templates'] == 'single'
-    vocab = load_vocabulary(load_dataset_cfg('synth_voc')['vocabulary'])
-    assert len(per_class) == len(vocab) and per_class[0]['class_name'] == 'background'
-    assert float(per_class[1]['IoU']) >= 0 and per_class[1]['split'] == 'seen'
+    result = run_head(ConstantHead, dataset, 'whole')
+    assert result.metrics['mIoU'] == pytest.approx(hand_iou(dataset, synth_root, 1), abs=1e-9)
+    # the per-class results are the metrics' parts: one per class, mIoU their mean
+    vocab = load_vocabulary(load_dataset_cfg(dataset)['vocabulary'])
+    assert [c['index'] for c in result.per_class] == list(range(len(vocab)))
+    assert np.nanmean([c['IoU'] for c in result.per_class]) == pytest.approx(
+        result.metrics['mIoU'], abs=1e-9)
+    assert result.n_images > 0 and result.images_per_s > 0 and result.world_size == 1
 
 
 def test_missing_data_root_names_layout_and_command(tmp_path, tiny_backbone):
@@ -198,11 +195,7 @@ def test_trainable_config_without_checkpoint_is_keyed_untrained(synth_root, tmp_
                       method=dict(type='CLIP'),
                       train_data=dict(type='CocoCaptionDataset', data_root=str(synth_root)),
                       protocol=dict(templates='single', num_workers=0, text_cache=None)))
-    row = ev.evaluate(cfg, 'synth_voc', tmp_path / 'w', data_root=synth_root,
-                      results_csv=tmp_path / 'results.csv')
-    assert row['train_data'] == 'none'           # not the trained cell's key
-    from ovseg_bench.bench.results import cell_key
-    assert cell_key(cfg, 'synth_voc')['train_data'].startswith('CocoCaptionDataset:')
+    assert ev.evaluate(cfg, 'synth_voc', tmp_path / 'w', data_root=synth_root).untrained
     assert ev.untrained_row(cfg) and not ev.untrained_row(cfg, checkpoint='head.pt')
 
 
@@ -216,3 +209,89 @@ def test_config_typos_fail_naming_the_key(tmp_path):
     with pytest.raises(KeyError, match="unknown config key 'method.num_centres'. Did you mean "
                                        "method.num_centers?"):
         ev.load_head(cfg)
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def five_image_voc(synth_root, tmp_path):
+    """A copy of the synthetic VOC with 5 validation images (2 ranks: the sampler pads one),
+    and a MaskCLIP config scoring it; returns (data root, its masks folder, stems, config)."""
+    import shutil
+    root = tmp_path / 'synth'
+    ds = load_dataset_cfg('synth_voc', root)
+    shutil.copytree(synth_root / ds['subdir'], root / ds['subdir'])
+    val = root / ds['subdir'] / ds['eval']['ann_file']
+    stems = val.read_text().split()[:5]
+    val.write_text('\n'.join(stems) + '\n')
+    cfg_path = tmp_path / 'maskclip.py'
+    cfg_path.write_text(
+        "backbone = dict(type='OpenCLIPBackbone', model='ovseg-tiny')\n"
+        "method = dict(type='MaskCLIP')\n"
+        "protocol = dict(short_side=64, mode='slide', crop=32, stride=16, templates='single',"
+        " num_workers=0, text_cache=None)\n"
+        "datasets = ['synth_voc']\n")
+    masks = root / ds['subdir'] / ds['eval']['data_prefix']['seg_map_path']
+    return root, masks, stems, cfg_path
+
+
+def torchrun_test(cfg_path, root, work_dir, n=2):
+    """``ovseg-bench test`` in ``n`` gloo processes under torchrun."""
+    import subprocess
+    import sys
+    env = dict(os.environ, OMP_NUM_THREADS='1', CUDA_VISIBLE_DEVICES='', PYTHONPATH=REPO)
+    cmd = [sys.executable, '-m', 'torch.distributed.run', f'--nproc_per_node={n}',
+           f'--master_port={free_port()}', '-m', 'ovseg_bench.cli', 'test', str(cfg_path),
+           '--data-root', str(root), '--work-dir', str(work_dir), '--launcher', 'pytorch']
+    return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.skipif(bool(os.environ.get('OVSEG_SKIP_DDP')), reason='OVSEG_SKIP_DDP is set')
+def test_two_gloo_processes_give_the_row_of_one_process(synth_root, tmp_path):
+    """`torchrun --nproc_per_node 2 ... test --launcher pytorch` on 5 images (so the sampler
+    pads one rank): the metrics of one process, one row written, by rank 0."""
+    import json
+
+    from ovseg_bench.bench import record, results
+    root, _, _, cfg_path = five_image_voc(synth_root, tmp_path)
+    one = record.evaluate_row(str(cfg_path), 'synth_voc', tmp_path / 'one',
+                              results_csv=tmp_path / 'one' / 'results.csv', data_root=root)
+    proc = torchrun_test(cfg_path, root, tmp_path / 'two')
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count('mIoU') == 1                       # rank 0 alone reports
+    rows = results.read_rows(tmp_path / 'two' / 'results.csv')
+    assert len(rows) == 1
+    varying = {'eval_time_s', 'images_per_s', 'peak_mem_mb', 'timestamp'}
+    expected = {k: '' if v is None else str(v) for k, v in one.items() if k not in varying}
+    assert {k: v for k, v in rows[0].items() if k in expected} == expected
+    a, b = (json.loads(results.json_path(tmp_path / d / 'results.csv', one).read_text())
+            for d in ('one', 'two'))
+    assert (a['world_size'], b['world_size']) == (1, 2)
+    assert b['metrics'].keys() == a['metrics'].keys()
+    for k, v in a['metrics'].items():
+        assert b['metrics'][k] == pytest.approx(v, abs=1e-6)
+    # the merged state counts every pixel of the 5 images exactly once
+    assert [c['gt_pixels'] for c in b['per_class']] == [c['gt_pixels'] for c in a['per_class']]
+    assert [c['pred_pixels'] for c in b['per_class']] == \
+        [c['pred_pixels'] for c in a['per_class']]
+
+
+@pytest.mark.skipif(bool(os.environ.get('OVSEG_SKIP_DDP')), reason='OVSEG_SKIP_DDP is set')
+def test_a_bad_mask_on_one_rank_fails_every_rank(synth_root, tmp_path):
+    """Labels out of range in an image of rank 1 (the sampler gives it images 1, 3, ...):
+    the check on the collected state fails every rank with the error line, none waits."""
+    root, masks, stems, cfg_path = five_image_voc(synth_root, tmp_path)
+    path = masks / f'{stems[1]}.png'
+    mask = np.asarray(Image.open(path)).copy()
+    mask[:4, :4] = 200
+    Image.fromarray(mask).save(path)
+    proc = torchrun_test(cfg_path, root, tmp_path / 'w')
+    assert proc.returncode != 0
+    assert proc.stderr.count('ovseg-bench: error: 1 of 5 ground-truth masks hold labels '
+                             f'outside 0..8 and 255 (16 pixels the metric would drop), e.g. '
+                             f'{path}') == 2
+    assert not (tmp_path / 'w' / 'results.csv').exists()

@@ -107,10 +107,10 @@ def test_training_free_method_refuses_to_train(method):
 
 @pytest.mark.parametrize('method', METHOD_NAMES)
 def test_shared_evaluator_scores_every_method(method, in_world):
-    from ovseg_bench.engine.evaluate import evaluate
+    from ovseg_bench.bench.record import evaluate_row
     cfg = tiny_config(method)
     head = build_head(cfg).eval()
-    row = evaluate(cfg, 'synth_coco', in_world / 'eval', head=head)
+    row = evaluate_row(cfg, 'synth_coco', in_world / 'eval', head=head)
     assert row['method'] == method and row['dataset'] == 'synth_coco'
     for key in ('mIoU', 'mAcc', 'aAcc'):
         assert 0.0 <= row[key] <= 100.0
