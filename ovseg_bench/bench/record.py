@@ -16,6 +16,7 @@ from mmengine.dist import is_main_process
 
 from ..config import load_config
 from ..engine.evaluate import evaluate
+from ..fileio import write_text_atomic
 from . import results
 
 
@@ -87,9 +88,8 @@ def record(results_csv, cfg, ev, row):
     marks a finished cell: a kill in between leaves none, so the cell is redone)."""
     results.append_rows(Path(results_csv).with_name('per_class.csv'),
                         results.per_class_rows(row, ev.per_class), results.PER_CLASS_FIELDS)
-    results.write_text_atomic(results.json_path(results_csv, row),
-                              json.dumps(run_document(cfg, ev, row), indent=1,
-                                         allow_nan=False) + '\n')
+    write_text_atomic(results.json_path(results_csv, row),
+                      json.dumps(run_document(cfg, ev, row), indent=1, allow_nan=False) + '\n')
     results.append_rows(results_csv, [row])
 
 
