@@ -85,10 +85,11 @@ def focal_dice_loss(logits, target, valid=None, alpha=0.25, gamma=2.0):
 # ---------------------------------------------------------------------------- encoders
 def _strip_text_tower(backbone):
     """Delete the text tower's parameters from a backbone copy used as an image encoder."""
-    if not hasattr(backbone, '_text_named_tensors') or not hasattr(backbone, 'model'):
+    if getattr(backbone, 'model', None) is None:
         return
-    for name, _ in backbone._text_named_tensors():
+    for name, tensor in backbone.text_named_tensors():
         if name in ('logit_scale', 'logit_bias'):
+            tensor.requires_grad_(False)    # kept for loading, unused by an image encoder
             continue
         owner, _, leaf = name.rpartition('.')
         module = backbone.model.get_submodule(owner) if owner else backbone.model

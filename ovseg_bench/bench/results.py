@@ -20,7 +20,7 @@ PROTOCOL_FIELDS = ['protocol', 'short_side', 'mode', 'crop', 'stride', 'template
                    'synonym_merge', 'bg_rule', 'pamr_steps', 'pamr_dilations']
 COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
                'images_per_s', 'peak_mem_mb', 'device']
-PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']
+PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config', 'method_source_sha']
 FIELDS = KEY_FIELDS + METRIC_FIELDS + PROTOCOL_FIELDS + COST_FIELDS + PROVENANCE_FIELDS
 PER_CLASS_FIELDS = KEY_FIELDS + ['class_index', 'class_name', 'split', 'IoU', 'Acc',
                                  'gt_pixels', 'pred_pixels']

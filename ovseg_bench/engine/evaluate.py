@@ -19,7 +19,7 @@ from ..bench import results
 from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..config import TOP_LEVEL_KEYS, check_keys, load_config
 from ..data.catalog import load_dataset_cfg, split_cfg
-from ..registry import BACKBONES, METHODS, build, load_plugins
+from ..registry import BACKBONES, METHODS, build, load_plugins, method_info
 from ..segmentor import OVSegmentor, resolve_protocol
 from ..text import select_vocabulary
 from .hooks import EvalProgressHook  # noqa: F401  (registers the hook)
@@ -196,7 +196,8 @@ def evaluate(cfg, dataset, work_dir, data_root=None, checkpoint=None, head=None,
         images_per_s=round(n_images / seconds, 2), peak_mem_mb=round(peak, 1),
         device=torch.cuda.get_device_name() if torch.cuda.is_available() else 'cpu',
         git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
-        timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
+        timestamp=results.now(), config=cfg.filename or '',
+        method_source_sha=method_info(cfg.method.type).source_sha, **(extra or {}))
     if results_csv:
         # Per-class rows first: the summary row, written last, marks a finished cell (a kill
         # in between leaves no row, so the runner redoes the cell and replaces these).
