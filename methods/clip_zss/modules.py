@@ -110,10 +110,10 @@ class CLIPViTEncoder(nn.Module):
             raise ValueError(f'last_block must be one of {backbone.LAST_BLOCKS}, '
                              f'got {last_block!r}')
         vit = copy.deepcopy(backbone)
-        _strip_text_tower(vit)
         if hasattr(vit, 'frozen'):
             vit.frozen = False
         vit.requires_grad_(True)
+        _strip_text_tower(vit)
         self.vit = vit
         self.last_block = last_block
         self.out_dim = backbone.embed_dim
