@@ -1,7 +1,9 @@
-"""The plugin contract (``ovseg_bench.contract``), checked over every registered method (plugins
-included) on its default config: described, ``B,K,h,w`` logits for any window, deterministic in
-eval mode, a gradient to every trainable parameter, trains through the common trainer, and is
-scored end to end by the shared evaluator. Random tiny backbones, the tiny synthetic world."""
+"""The plugin contract (``ovseg_bench.contract``), checked over every registered method on its
+default config: described, ``B,K,h,w`` logits for any window, deterministic in eval mode, a
+gradient to every trainable parameter, trains through the common trainer, and is scored end
+to end by the shared evaluator. Random tiny backbones, the tiny synthetic world. Plugins are
+registered methods too: installed ones (entry points) always, a plugin file with
+``pytest tests/methods/test_contract.py --plugin FILE``."""
 import json
 import math
 import os
@@ -11,6 +13,8 @@ import pytest
 import torch
 
 from ovseg_bench import contract
+from ovseg_bench.bench.runner import plugin_config
+from ovseg_bench.config import CONFIG_ROOT, read_config_file
 from ovseg_bench.registry import METHODS, load_plugins, method_info, names
 
 load_plugins()
@@ -28,9 +32,13 @@ def in_world(tmp_path, synth_root, monkeypatch):
 
 
 def tiny_config(method):
-    """The method's default config (its ``MethodInfo.config``) on a random tiny CLIP."""
+    """The method's default config (its ``MethodInfo.config``) on a random tiny CLIP; for a
+    plugin that names none, the default benchmark's ``plugin_base`` configs, as a benchmark
+    runs it."""
     config = method_info(method).config
-    assert config, f'{method} names no default config (register_method(config=...))'
+    if config is None:
+        matrix = read_config_file(CONFIG_ROOT / 'bench' / 'default.py')
+        config = plugin_config(matrix.plugin_base, method, 'contract')
     return contract.contract_config(config)
 
 

@@ -82,3 +82,18 @@ def test_a_broken_plugin_fails_check_naming_the_rule(plugin_dir):
     assert check.returncode == 1, check.stdout + check.stderr
     assert 'FAIL  training: KKCLIP: 2 trainable parameters get no gradient' in check.stdout
     assert 'unused.weight' in check.stdout
+
+
+@pytest.mark.slow
+def test_the_contract_tests_check_a_plugin_file_given_to_pytest(plugin_dir):
+    """``pytest tests/methods/test_contract.py --plugin FILE`` adds the plugin to every check."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get('PYTHONPATH')])]))
+    out = subprocess.run(
+        [sys.executable, '-m', 'pytest', '-q', '-p', 'no:cacheprovider',
+         str(REPO / 'tests' / 'methods' / 'test_contract.py'),
+         '--plugin', str(plugin_dir / 'kkclip.py'), '-k', 'KKCLIP and not evaluator', '-rA'],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout + out.stderr
+    passed = re.findall(r'PASSED \S+\[KKCLIP\]', out.stdout)
+    assert len(passed) == 4, out.stdout     # described, dense, gradient, trains
