@@ -27,12 +27,13 @@ def cmd_list(args):
 
 
 def cmd_check(args):
-    from .contract import run_checks
-    from .config import load_config
-    cfg = load_config(args.config)
+    from .contract import contract_config, run_checks
+    from .data.catalog import load_dataset_cfg
+    cfg = contract_config(args.config)
     dataset = args.dataset or (cfg.get('datasets') or [None])[0]
     if not dataset:
         raise KeyError(f'config {args.config} names no `datasets`; pass --dataset NAME')
+    load_dataset_cfg(dataset)           # an unknown name fails before any check runs
     work_dir = Path(args.work_dir or Path('work_dirs') / 'check' / Path(args.config).stem)
     print(f'checking {cfg.method.type} ({args.config}) on random weights, evaluated on '
           f'{dataset}')

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .config import load_config
+from .config import TOP_LEVEL_KEYS, load_config
 from .registry import BACKBONES, METHODS, SETTINGS, build, method_info
 
 WINDOWS = ((64, 64), (48, 80))   # square and not: a method may not assume either
@@ -29,6 +29,11 @@ def _require(ok, message):
 def contract_config(cfg):
     """``cfg`` (a path or a Config) with random backbone weights."""
     cfg = load_config(cfg)
+    where = f'config {cfg.filename}' if cfg.filename else 'the config'
+    for key in ('backbone', 'method'):
+        if not isinstance(cfg.get(key), dict) or 'type' not in cfg[key]:
+            raise KeyError(f'{where} has no {key} with a type ({TOP_LEVEL_KEYS[key]})')
+    method_info(cfg.method.type)        # an unknown method: KeyError with the valid names
     cfg.backbone.pretrained = None
     return cfg
 
@@ -159,7 +164,6 @@ def run_checks(cfg, dataset, work_dir, data_root=None, report=print):
     """Every check on ``cfg`` (a path or Config); ``report(line)`` per check. Returns the
     number of failed checks."""
     cfg = contract_config(cfg)
-    method_info(cfg.method.type)        # an unknown method: KeyError with the valid names
     steps = [('described', lambda: check_described(cfg)),
              ('dense', lambda: check_dense(cfg)),
              ('training', lambda: check_training(cfg)),

@@ -64,9 +64,11 @@ def load_plugin_file(path):
     try:
         spec.loader.exec_module(module)
     except KeyError as err:       # mmengine: a name registered twice
+        del sys.modules[spec.name]
         raise KeyError(f'plugin {path}: {err.args[0] if err.args else err}; give the class '
                        f'another name (or register_module(name=...))') from None
     except Exception as err:      # the plugin's own code: anything
+        del sys.modules[spec.name]
         raise ValueError(f'plugin {path} failed to import: {type(err).__name__}: {err} '
                          f'(--debug shows the traceback)') from None
     if str(path.resolve()) not in PLUGIN_FILES:

@@ -97,3 +97,23 @@ def test_the_contract_tests_check_a_plugin_file_given_to_pytest(plugin_dir):
     assert out.returncode == 0, out.stdout + out.stderr
     passed = re.findall(r'PASSED \S+\[KKCLIP\]', out.stdout)
     assert len(passed) == 4, out.stdout     # described, dense, gradient, trains
+
+
+@pytest.mark.parametrize('text, message', [
+    (None, 'config not found: '),
+    ("backbone = dict(type='OpenCLIPBackbone', model='ovseg-tiny')\n",
+     'has no method with a type'),
+    ("_base_ = ['_base_/backbones/tiny_synth.py']\nmethod = dict(type='MaskClip')\n",
+     "unknown method 'MaskClip'. Did you mean MaskCLIP?"),
+    ("_base_ = ['_base_/backbones/tiny_synth.py']\nmethod = dict(type='MaskCLIP')\n",
+     'names no `datasets`; pass --dataset NAME'),
+])
+def test_check_rejects_a_bad_config_in_one_line(tmp_path, capsys, text, message):
+    """In this process: nothing is registered (a plugin would stay for the session)."""
+    from ovseg_bench.cli import main
+    config = tmp_path / 'bad.py'
+    if text is not None:
+        config.write_text(text)
+    assert main(['check', str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('ovseg-bench: error: ') and message in err and '\n' not in err, err
