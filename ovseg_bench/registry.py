@@ -140,11 +140,12 @@ def register_method(display_name=None, setting='open_vocab', trainable=True, tra
 
     def register(cls):
         source = str(Path(inspect.getfile(cls)).resolve())
-        METHODS.register_module(module=cls)
-        _INFO[cls.__name__] = MethodInfo(
+        info = MethodInfo(
             name=cls.__name__, display_name=display_name or cls.__name__, setting=setting,
             trainable=bool(trainable), train_views=tuple(train_views),
             config=_resolve_default_config(config, source), source=source)
+        METHODS.register_module(module=cls)
+        _INFO[cls.__name__] = info
         # The head's own defaults, read where only the instance is at hand (the trainer).
         cls.trainable, cls.setting, cls.train_views = bool(trainable), setting, tuple(train_views)
         return cls

@@ -15,7 +15,7 @@ import torch
 from ovseg_bench import contract
 from ovseg_bench.bench.runner import plugin_config
 from ovseg_bench.config import CONFIG_ROOT, read_config_file
-from ovseg_bench.registry import METHODS, load_plugins, method_info, names
+from ovseg_bench.registry import BUILTIN_METHODS, METHODS, load_plugins, method_info, names
 
 load_plugins()
 METHOD_NAMES = names(METHODS)
@@ -45,6 +45,8 @@ def tiny_config(method):
 @pytest.mark.parametrize('method', METHOD_NAMES)
 def test_every_method_is_described_and_configured(method):
     contract.check_described(tiny_config(method))
+    if METHODS.get(method).__module__.startswith(BUILTIN_METHODS + '.'):
+        assert method_info(method).config, f'{method} names no default config'
 
 
 @pytest.mark.parametrize('method', METHOD_NAMES)

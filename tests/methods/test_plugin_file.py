@@ -71,6 +71,7 @@ def test_a_plugin_file_outside_the_repo_passes_check_and_runs_in_bench(plugin_di
         (plugin_dir / 'kkclip.py').read_bytes()).hexdigest()
 
 
+@pytest.mark.slow
 def test_a_broken_plugin_fails_check_naming_the_rule(plugin_dir):
     """A parameter that forward_train never uses: the gradient check names it, exit 1."""
     text = (plugin_dir / 'kkclip.py').read_text().replace(
