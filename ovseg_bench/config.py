@@ -76,13 +76,16 @@ def resolve_config_path(path):
 def _bases_from_config_root():
     """While reading a config, a ``_base_`` not found relative to the file that names it is
     looked up in the project's configs (``CONFIG_ROOT``): a config anywhere can build on
-    ``_base_ = ['_base_/backbones/tiny_synth.py', 'maskclip/maskclip_tiny_synth.py']``."""
+    ``_base_ = ['_base_/backbones/tiny_synth.py', '_base_/protocols/synth.py']``."""
     original = Config.__dict__['_get_cfg_path']
 
     def get_cfg_path(cfg_path, filename):
         path, scope = original.__func__(cfg_path, filename)
-        fallback = CONFIG_ROOT / cfg_path
-        if scope is None and not Path(path).is_file() and fallback.is_file():
+        if scope is None and not Path(path).is_file():
+            fallback = CONFIG_ROOT / cfg_path
+            if not fallback.is_file():
+                raise FileNotFoundError(f'config {filename}: _base_ {cfg_path} found neither '
+                                        f'next to it nor in {CONFIG_ROOT}')
             path = str(fallback)
         return path, scope
     Config._get_cfg_path = staticmethod(get_cfg_path)

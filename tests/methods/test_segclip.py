@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from ovseg_bench.registry import BACKBONES, METHODS, build, load_plugins
 
 load_plugins()
-from ovseg_bench_methods.segclip import LOSSES, SegCLIP, patchify, straight_through_gumbel  # noqa: E402
+from ovseg_bench_methods.segclip import (LOSSES, SegCLIP, patchify,  # noqa: E402
+                                         straight_through_gumbel)
 
 B, SIZE, GRID = 3, 64, 8   # ovseg-tiny: 64 px, patch 8
 
