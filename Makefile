@@ -27,7 +27,7 @@ MMCV_LOG    := $(WHEELS)/mmcv-build.log
 .PHONY: install test bench clean-venv
 install: $(STAMP)
 
-$(STAMP): setup.cfg pyproject.toml Makefile
+$(STAMP): setup.cfg setup.py pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check uv
 	$(UV) venv -q --allow-existing --seed --python $(PY) $(VENV)
 	$(UVPIP) $(BUILD_STACK)

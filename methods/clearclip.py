@@ -2,7 +2,7 @@
 Vision-Language Inference", ECCV 2024; official code mc-lan/ClearCLIP)."""
 from ovseg_bench.backbones import LastBlock
 from ovseg_bench.head import MethodHead
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 from .sclip import cosine_logits, self_attention
 
@@ -12,7 +12,8 @@ def query_attention(q, k, v, grid=None):
     return self_attention(q, v)
 
 
-@METHODS.register_module()
+@register_method(display_name='ClearCLIP', trainable=False,
+                 config='clearclip/clearclip_tiny_synth.py')
 class ClearCLIP(MethodHead):
     """ClearCLIP: training-free, CLIP's last block reduced to q-q attention, no residual, no FFN.
 
@@ -22,8 +23,6 @@ class ClearCLIP(MethodHead):
     ``ignore_residual=False`` option (residual and FFN kept, as in SCLIP's block). Logit
     scale, windows and background threshold are protocol.
     """
-    trainable = False
-
     def __init__(self, backbone, residual=False):
         super().__init__(backbone)
         self.residual = bool(residual)

@@ -5,10 +5,10 @@ import torch.nn.functional as F
 
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import info_nce
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 
-@METHODS.register_module()
+@register_method(display_name='CLIP', config='clip/clip_tiny_synth.py')
 class CLIP(MethodHead):
     """CLIP: symmetric image-caption InfoNCE; dense = standard patch tokens vs class text.
 
@@ -40,9 +40,6 @@ class CLIP(MethodHead):
         self.max_logit_scale = float(max_logit_scale)
         self.gather = gather
         self.patch_dropout = float(patch_dropout)
-
-    def encode_image(self, images):
-        return self.backbone.encode_image(images)
 
     def _encode_masked(self, images):
         """Image embeddings from a random ``1 - patch_dropout`` of each image's patches."""

@@ -2,10 +2,11 @@
 import torch.nn.functional as F
 
 from ovseg_bench.head import MethodHead
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 
-@METHODS.register_module()
+@register_method(display_name='MaskCLIP', trainable=False,
+                 config='maskclip/maskclip_tiny_synth.py')
 class MaskCLIP(MethodHead):
     """MaskCLIP: training-free, last block's value embeddings vs class text embeddings.
 
@@ -19,8 +20,6 @@ class MaskCLIP(MethodHead):
     the dense logits and are left out (post-processing belongs to the protocol); the backbone
     is frozen. ``last_block`` is exposed so the same head can run the std/vv/csa variants.
     """
-    trainable = False
-
     def __init__(self, backbone, last_block='value'):
         super().__init__(backbone)
         if last_block not in backbone.LAST_BLOCKS:

@@ -4,7 +4,7 @@ import torch
 
 from ovseg_bench.backbones import LastBlock
 from ovseg_bench.head import MethodHead
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 from .sclip import cosine_logits
 
@@ -41,7 +41,8 @@ class NeighbourhoodAttention:
         return scores.softmax(-1) @ v
 
 
-@METHODS.register_module()
+@register_method(display_name='NACLIP', trainable=False,
+                 config='naclip/naclip_tiny_synth.py')
 class NACLIP(MethodHead):
     """NACLIP: training-free, k-k attention plus a Gaussian neighbourhood prior, reduced block.
 
@@ -52,7 +53,6 @@ class NACLIP(MethodHead):
     residual and the FFN; ``gaussian_std=None`` drops the kernel (k-k only). PAMR, windows and
     thresholds are protocol.
     """
-    trainable = False
     ARCHS = ('reduced', 'vanilla')
 
     def __init__(self, backbone, gaussian_std=5.0, arch='reduced'):

@@ -10,7 +10,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import all_gather_rows
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 _EPS = 1e-6
 _ACTIVATIONS = dict(relu=nn.ReLU, gelu=nn.GELU)
@@ -96,7 +96,7 @@ def pacl_compatibility(patch, text, temperature=1.0, text_chunk=None):
     return torch.cat(blocks, 1)
 
 
-@METHODS.register_module()
+@register_method(display_name='PACL', config='pacl/pacl_tiny_synth.py')
 class PACL(MethodHead):
     """PACL: frozen CLIP + patch/text embedders trained with a patch-weighted contrastive loss.
 
@@ -156,8 +156,6 @@ class PACL(MethodHead):
       tensors; it keeps B^2*N weights plus B Gram matrices N,N (see
       :func:`pacl_compatibility`); ``text_chunk`` bounds it further with checkpointing.
     """
-    train_views = ()
-
     def __init__(self, backbone, hidden_dim=None, text_embedder='identity', activation='relu',
                  init=None, patch_temperature=1.0, logit_scale_init=None,
                  learn_logit_scale=True, max_logit_scale=100.0, last_block='std',

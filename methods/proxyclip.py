@@ -3,7 +3,7 @@ Segmentation", ECCV 2024; official code mc-lan/ProxyCLIP)."""
 import torch.nn.functional as F
 
 from ovseg_bench.head import MethodHead
-from ovseg_bench.registry import BACKBONES, METHODS, build
+from ovseg_bench.registry import BACKBONES, build, register_method
 
 from .sclip import cosine_logits
 
@@ -18,7 +18,8 @@ def proxy_attention(feats, beta, gamma):
     return sim.masked_fill(sim < 0, float('-inf')).softmax(-1)
 
 
-@METHODS.register_module()
+@register_method(display_name='ProxyCLIP', trainable=False,
+                 config='proxyclip/proxyclip_tiny_synth.py')
 class ProxyCLIP(MethodHead):
     """ProxyCLIP: training-free, CLIP's last-block values mixed by a foundation model's attention.
 
@@ -31,8 +32,6 @@ class ProxyCLIP(MethodHead):
     logits come at the VFM's grid. ``vfm=None`` takes the proxy features from CLIP itself
     (its last block's output tokens), for worlds without a foundation model.
     """
-    trainable = False
-
     def __init__(self, backbone, vfm=None, beta=1.2, gamma=3.0):
         super().__init__(backbone)
         self.vfm = build(BACKBONES, vfm) if vfm is not None else None

@@ -4,7 +4,7 @@ import torch.nn.functional as F
 
 from ovseg_bench.backbones import LastBlock
 from ovseg_bench.head import MethodHead
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 
 def self_attention(a, v):
@@ -22,7 +22,7 @@ def cosine_logits(patch, class_embeds):
     return (F.normalize(patch, dim=-1) @ class_embeds.t()).permute(0, 3, 1, 2)
 
 
-@METHODS.register_module()
+@register_method(display_name='SCLIP', trainable=False, config='sclip/sclip_tiny_synth.py')
 class SCLIP(MethodHead):
     """SCLIP: training-free, correlative self-attention (q-q + k-k) in CLIP's last block.
 
@@ -33,7 +33,6 @@ class SCLIP(MethodHead):
     output passes ln_post and the projection and is compared with the class embeddings by
     cosine similarity. The logit scale, the sliding windows and PAMR are protocol.
     """
-    trainable = False
     FORMS = ('released', 'reduced')
 
     def __init__(self, backbone, form='released'):

@@ -7,7 +7,7 @@ from torch import nn
 
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import info_nce
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 LOSSES = ('contrastive', 'reconstruction', 'superpixel')
 
@@ -234,7 +234,8 @@ def _init_new(module):
 
 
 # ---------------------------------------------------------------------------------- the head
-@METHODS.register_module()
+@register_method(display_name='SegCLIP', train_views=('superpixels',),
+                 config='segclip/segclip_tiny_synth.py')
 class SegCLIP(MethodHead):
     """SegCLIP: learnable centers group CLIP patches mid-ViT; contrastive + MAE + superpixel KL.
 
@@ -308,8 +309,6 @@ class SegCLIP(MethodHead):
       4e-6, ``conv1`` and the positional embedding frozen); the tiny config trains every CLIP
       weight at ``backbone_lr_mult`` = 1e-3. The fidelity card: docs/methods/segclip.md.
     """
-    train_views = ('superpixels',)
-
     def __init__(self, backbone, split_layer=None, num_centers=8, cross_layers=2, tau=0.9,
                  eval_pool='hard', dense='groupvit', top_classes=5, pool='max',
                  mask_ratio=0.75, norm_pix=True,

@@ -6,7 +6,7 @@ from torch import nn
 
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import info_nce
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 
 def mutual_information_loss(p, q, eps=1e-8):
@@ -68,7 +68,9 @@ def _mlp(dim_in, hidden, dim_out):
     return nn.Sequential(nn.Linear(dim_in, hidden), nn.GELU(), nn.Linear(hidden, dim_out))
 
 
-@METHODS.register_module()
+@register_method(display_name='ViL-Seg',
+                 train_views=('global_crops', 'local_crops', 'crop_boxes', 'crop_flips'),
+                 config='vilseg/vilseg_tiny_synth.py')
 class ViLSeg(MethodHead):
     """ViL-Seg: vision + cross-modal contrast, online clustering head; groups classified by text.
 
@@ -125,9 +127,6 @@ class ViLSeg(MethodHead):
       vision contrast a fixed ``vision_temperature`` (0.1, SimCLR's usual value).
     * Inference assignment is hard (argmax), as in the paper: one score vector per group.
     """
-    display_name = 'ViL-Seg'
-    train_views = ('global_crops', 'local_crops', 'crop_boxes', 'crop_flips')
-
     def __init__(self, backbone, num_clusters=8, global_pool='mean', last_block='std',
                  proj_dim=128, proj_hidden=None, cluster_hidden=None, vision_temperature=0.1,
                  vision_weight=1.0, cross_weight=1.0, cluster_weight=1.0, detach_cluster=False,

@@ -8,9 +8,14 @@ from pathlib import Path
 
 def cmd_list(args):
     from .data.catalog import describe_datasets
-    from .registry import BACKBONES, METHODS, describe
+    from .registry import BACKBONES, METHODS, describe, method_info
     from .text import TEMPLATES, vocabulary_names
-    sections = [('methods', describe(METHODS)), ('backbones', describe(BACKBONES)),
+    methods = {}
+    for name, doc in describe(METHODS).items():
+        info = method_info(name)
+        kind = 'trainable' if info.trainable else 'training-free'
+        methods[name] = f'{info.setting:<10}  {kind:<13}  {doc}'
+    sections = [('methods', methods), ('backbones', describe(BACKBONES)),
                 ('datasets', describe_datasets())]
     for title, entries in sections:
         print(f'{title}:')
@@ -19,6 +24,24 @@ def cmd_list(args):
             print(f'  {name:<{width}}  {text}')
     print('templates:\n  ' + ', '.join(f'{k} ({len(v)})' for k, v in TEMPLATES.items()))
     print('vocabularies:\n  ' + ', '.join(vocabulary_names()))
+
+
+def cmd_check(args):
+    from .contract import contract_config, run_checks
+    from .data.catalog import load_dataset_cfg
+    cfg = contract_config(args.config)
+    dataset = args.dataset or (cfg.get('datasets') or [None])[0]
+    if not dataset:
+        raise KeyError(f'config {args.config} names no `datasets`; pass --dataset NAME')
+    load_dataset_cfg(dataset)           # an unknown name fails before any check runs
+    work_dir = Path(args.work_dir or Path('work_dirs') / 'check' / Path(args.config).stem)
+    print(f'checking {cfg.method.type} ({args.config}) on random weights, evaluated on '
+          f'{dataset}')
+    failed = run_checks(cfg, dataset, work_dir, data_root=args.data_root,
+                        report=lambda line: print(' ', line, flush=True))
+    print(f'{cfg.method.type}: ' + (f'{failed} check(s) failed' if failed else
+                                     'meets the plugin contract'))
+    return 1 if failed else 0
 
 
 def cmd_make_synthetic(args):
@@ -168,6 +191,15 @@ def build_parser():
 
     s = sub.add_parser('list', help='registered methods, backbones, datasets')
     s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser('check', help='run the plugin contract checks on a method config '
+                       '(docs/plugin_contract.md); exit 1 if one fails')
+    s.add_argument('config', help='a method config (anywhere; load a plugin file with '
+                   '--plugin before the subcommand)')
+    s.add_argument('--dataset', help="evaluated end to end (default: the config's first)")
+    s.add_argument('--data-root', help="the dataset's root folder, if not its config's own")
+    s.add_argument('--work-dir', help='default: work_dirs/check/<config name>')
+    s.set_defaults(func=cmd_check)
 
     s = sub.add_parser('make-synthetic', help='write the synthetic world in the real layouts')
     s.add_argument('--out', default='data/synth')

@@ -9,6 +9,7 @@ instead of being silently ignored (mmengine's ``Config`` accepts any key). Two c
 
 Both raise ``KeyError`` with a one-line message (the CLI prints it without a traceback).
 """
+import contextlib
 import copy
 import difflib
 import inspect
@@ -21,6 +22,11 @@ from mmengine.config import Config
 # The project's own open_clip model configs (``ovseg-tiny``): data, found by name without
 # importing open_clip (the runner hashes them into its fingerprints).
 MODEL_CONFIG_DIR = Path(__file__).parent / 'backbones' / 'model_configs'
+# The project's configs: the repository's top-level ``configs/`` in a source checkout, the copy
+# the wheel ships inside the package (setup.cfg maps ``configs/`` to ``ovseg_bench/configs``).
+_PACKAGED_CONFIGS = Path(__file__).parent / 'configs'
+CONFIG_ROOT = (_PACKAGED_CONFIGS if _PACKAGED_CONFIGS.is_dir()
+               else Path(__file__).resolve().parents[1] / 'configs')
 
 TOP_LEVEL_KEYS = {
     'backbone': 'the CLIP backbone (a BACKBONES type and its arguments)',
@@ -58,13 +64,52 @@ def did_you_mean(name, valid, n=3, cutoff=0.6, prefix=''):
     return f' Did you mean {", ".join(prefix + c for c in close[:n])}?' if close else ''
 
 
+def resolve_config_path(path):
+    """``path`` if it is a file; else, for a relative ``configs/...`` path (what the README's
+    commands name), the same file in the project's configs (``CONFIG_ROOT``), so they work
+    from any folder with an installed package. ``FileNotFoundError`` if neither exists."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    parts = path.parts
+    if not path.is_absolute() and parts and parts[0] == 'configs':
+        packaged = CONFIG_ROOT.joinpath(*parts[1:])
+        if packaged.is_file():
+            return packaged
+    raise FileNotFoundError(f'config not found: {path}')
+
+
+@contextlib.contextmanager
+def _bases_from_config_root():
+    """While reading a config, a ``_base_`` not found relative to the file that names it is
+    looked up in the project's configs (``CONFIG_ROOT``): a config anywhere can build on
+    ``_base_ = ['_base_/backbones/tiny_synth.py', '_base_/protocols/synth.py']``."""
+    original = Config.__dict__['_get_cfg_path']
+
+    def get_cfg_path(cfg_path, filename):
+        path, scope = original.__func__(cfg_path, filename)
+        if scope is None and not Path(path).is_file():
+            fallback = CONFIG_ROOT / cfg_path
+            if not fallback.is_file():
+                raise FileNotFoundError(f'config {filename}: _base_ {cfg_path} found neither '
+                                        f'next to it nor in {CONFIG_ROOT}')
+            path = str(fallback)
+        return path, scope
+    Config._get_cfg_path = staticmethod(get_cfg_path)
+    try:
+        yield
+    finally:
+        Config._get_cfg_path = original
+
+
 def read_config_file(path):
     """``Config.fromfile`` with one-line errors naming the file (missing, or a syntax or
-    other error while executing it)."""
-    if not Path(path).is_file():
-        raise FileNotFoundError(f'config not found: {path}')
+    other error while executing it); the path and its ``_base_`` files may also be found in
+    the project's configs (:func:`resolve_config_path`, :func:`_bases_from_config_root`)."""
+    path = resolve_config_path(path)
     try:
-        return Config.fromfile(str(path))
+        with _bases_from_config_root():
+            return Config.fromfile(str(path))
     except SyntaxError as err:      # mmengine's message: its own prefix, then Python's
         text = str(err).splitlines()[0].split(f'{path}: ')[-1].replace('(<unknown>, ', '(')
         raise ValueError(f'config {path} has a syntax error: {text}') from None

@@ -10,6 +10,19 @@ REAL_SAMPLES = REPO / '..' / 'shared' / 'real_samples'
 TINY_SYNTH = dict(seed=0, n_val=6, n_seg_train=4, n_caption_train=8, n_caption_val=4)
 
 
+def pytest_addoption(parser):
+    parser.addoption('--plugin', action='append', default=[], metavar='FILE',
+                     help='load a method plugin file first: the contract tests '
+                          '(tests/methods/test_contract.py) then check it too')
+
+
+def pytest_configure(config):
+    from ovseg_bench.registry import load_plugin_file, load_plugins
+    load_plugins()
+    for path in config.getoption('--plugin'):
+        load_plugin_file(path)
+
+
 @pytest.fixture(scope='session')
 def synth_root(tmp_path_factory):
     """A tiny synthetic world (``TINY_SYNTH``) written once per session; returns its root."""

@@ -102,3 +102,23 @@ def test_a_method_argument_of_the_wrong_kind_names_the_key():
                                          r"\(like 8\), got 'many'"):
         check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers='many'), 'method')
     check_kwargs(METHODS.get('SegCLIP'), dict(type='SegCLIP', num_centers=4), 'method')
+
+
+def test_a_config_anywhere_builds_on_the_projects_configs(tmp_path, monkeypatch):
+    """``_base_`` names not found next to the file, and ``configs/...`` paths not found from
+    the working folder, are read from the project's configs (``CONFIG_ROOT``)."""
+    from ovseg_bench.config import CONFIG_ROOT, read_config_file
+    cfg_file = tmp_path / 'mine.py'
+    cfg_file.write_text("_base_ = ['_base_/backbones/tiny_synth.py', '_base_/protocols/synth.py']\n"
+                        "method = dict(type='SCLIP')\n")
+    cfg = read_config_file(cfg_file)
+    assert cfg.protocol.name == 'synth' and cfg.backbone.model == 'ovseg-tiny'
+    assert cfg.method.type == 'SCLIP'
+    monkeypatch.chdir(tmp_path)
+    assert read_config_file('configs/bench/default.py').filename == \
+        str(CONFIG_ROOT / 'bench' / 'default.py')
+    (tmp_path / 'bad.py').write_text("_base_ = ['_base_/nope.py']\n")
+    with pytest.raises(FileNotFoundError, match=r'bad.py: _base_ _base_/nope.py found neither'):
+        read_config_file(tmp_path / 'bad.py')
+    with pytest.raises(FileNotFoundError, match='config not found: configs/nope.py'):
+        read_config_file('configs/nope.py')

@@ -44,7 +44,7 @@ SIZES = {'voc': [(150, 200), (133, 200)], 'coco': [(120, 160), (107, 160)]}
 
 @pytest.fixture(scope='module')
 def head(tmp_path_factory):
-    from methods.maskclip import MaskCLIP
+    from ovseg_bench_methods.maskclip import MaskCLIP
     from ovseg_bench.backbones import OpenCLIPBackbone
     path = tmp_path_factory.mktemp('clip') / 'small-b16.json'
     path.write_text(json.dumps(SMALL_CLIP))

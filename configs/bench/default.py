@@ -3,8 +3,8 @@
 # trained (runs are reused) and then evaluated. No real data or weights needed.
 synthetic = 'data/synth'                       # written once if absent
 pretrain = ['configs/clip/clip_tiny_synth.py']  # the tiny CLIP, trained once if absent
-methods = 'all'                                 # every registered method, plugins included
-method_configs = 'configs/*/*_tiny_synth.py'    # each method's config is found by method.type
+methods = 'all'                                 # every registered method, plugins included,
+                                                # each on its default config (MethodInfo.config)
 # A plugin with no config of its own gets these configs merged in order (backbone, protocol,
 # and the shared training recipe on the synthetic captions), with its own method type.
 plugin_base = ['configs/maskclip/maskclip_tiny_synth.py', 'configs/_base_/train/tiny_synth.py']

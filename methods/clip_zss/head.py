@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from ovseg_bench.data.zero_shot import IGNORE, dataset_classes, unseen_lut
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import gather_rows_no_grad
-from ovseg_bench.registry import METHODS
+from ovseg_bench.registry import register_method
 
 from .glm import ClassTokenBank, class_token_attention, masked_info_nce
 from .modules import PseudoWeightSynthesizer, SigmoidLogits, build_encoder, focal_dice_loss
@@ -30,7 +30,8 @@ def label_fractions(labels, n, grid):
     return counts.view(b, n, h, w) / area.view(1, 1, h, w)
 
 
-@METHODS.register_module()
+@register_method(display_name='CLIP-ZSS', setting='zero_shot', train_views=('gt_seg', 'image_id'),
+                 config='clip_zss/clip_zss_tiny_synth.py')
 class CLIPZSS(MethodHead):
     """CLIP-ZSS: a closed-set segmentation encoder trained on seen-class masks with a frozen
     CLIP as teacher (Chen et al., arXiv 2310.02296).
@@ -54,9 +55,6 @@ class CLIPZSS(MethodHead):
       with [seen text; the image's pseudo prototypes] as classifier, and ZegCLIP's
       non-mutually-exclusive loss (sigmoid focal + dice) on the seen classes.
     """
-    display_name = 'CLIP-ZSS'
-    setting = 'zero_shot'
-
     def __init__(self, backbone, train_dataset, unseen_classes, encoder=None,
                  templates='imagenet80', use_glm=True, use_plm=True, teacher_last_block='value',
                  queue_size=4096, glm_temperature=0.07, seed_windows=(4, 2), kmeans_iters=10,

@@ -85,10 +85,11 @@ def focal_dice_loss(logits, target, valid=None, alpha=0.25, gamma=2.0):
 # ---------------------------------------------------------------------------- encoders
 def _strip_text_tower(backbone):
     """Delete the text tower's parameters from a backbone copy used as an image encoder."""
-    if not hasattr(backbone, '_text_named_tensors') or not hasattr(backbone, 'model'):
+    if getattr(backbone, 'model', None) is None:
         return
-    for name, _ in backbone._text_named_tensors():
+    for name, tensor in backbone.text_named_tensors():
         if name in ('logit_scale', 'logit_bias'):
+            tensor.requires_grad_(False)    # kept for loading, unused by an image encoder
             continue
         owner, _, leaf = name.rpartition('.')
         module = backbone.model.get_submodule(owner) if owner else backbone.model
@@ -109,10 +110,10 @@ class CLIPViTEncoder(nn.Module):
             raise ValueError(f'last_block must be one of {backbone.LAST_BLOCKS}, '
                              f'got {last_block!r}')
         vit = copy.deepcopy(backbone)
-        _strip_text_tower(vit)
         if hasattr(vit, 'frozen'):
             vit.frozen = False
         vit.requires_grad_(True)
+        _strip_text_tower(vit)
         self.vit = vit
         self.last_block = last_block
         self.out_dim = backbone.embed_dim

@@ -210,4 +210,4 @@ class ViTDenseMixin:
     def fingerprint(self):
         """sha1[:12] of the text tower's weights and the logit scale, recomputed on each call
         (about 0.15 s for ViT-B-16's text tower on one CPU core), so it can never go stale."""
-        return hash_tensors(self._text_named_tensors(), extra=type(self).__name__)
+        return hash_tensors(self.text_named_tensors(), extra=type(self).__name__)

@@ -104,6 +104,9 @@ class Backbone(Freezable, metaclass=ABCMeta):
     ``num_prefix_tokens`` (tokens before the patches: 1, the class token, for CLIP ViTs),
     ``patch_size``, ``image_size`` (pretraining size),
     ``mean``/``std`` (pixel normalisation, 0..255 scale) and implement the methods below.
+    The built-in adapters hold the wrapped library model (open_clip's or transformers'
+    ``CLIPModel``) as ``model``, which :meth:`text_named_tensors` names within; the few
+    methods that edit it (CLIP-ZSS drops a tower) check that it is there.
     """
     LAST_BLOCKS = ('std', 'value', 'vv', 'csa')
     embed_dim: int
@@ -183,3 +186,13 @@ class Backbone(Freezable, metaclass=ABCMeta):
     @abstractmethod
     def fingerprint(self):
         """A short string that changes whenever the text encoder's weights change."""
+
+    def text_named_tensors(self):
+        """``(name, tensor)`` pairs of the text tower's weights (logit scale and bias
+        included), named as in ``self.model.named_parameters()``."""
+        raise NotImplementedError(f'{type(self).__name__} does not list its text tower')
+
+    def state_dict_for_export(self):
+        """What a trained backbone is exported as (``backbone.pt``): a state dict loadable as
+        the adapter's ``pretrained``. Defaults to the module's own state dict."""
+        return self.state_dict()

@@ -110,7 +110,7 @@ class HFCLIPBackbone(ViTDenseMixin, Backbone):
     def logit_scale(self):
         return self.model.logit_scale.exp()
 
-    def _text_named_tensors(self):
+    def text_named_tensors(self):
         return [(n, p) for n, p in self.model.named_parameters()
                 if n.startswith(('text_model.', 'text_projection.')) or n == 'logit_scale']
 

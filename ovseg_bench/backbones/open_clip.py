@@ -269,7 +269,7 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
     def logit_scale(self):
         return self.model.logit_scale.exp()
 
-    def _text_named_tensors(self):
+    def text_named_tensors(self):
         return [(n, p) for n, p in self.model.named_parameters() if not n.startswith('visual.')]
 
     # image side

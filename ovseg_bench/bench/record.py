@@ -17,6 +17,7 @@ from mmengine.dist import is_main_process
 from ..config import load_config
 from ..engine.evaluate import evaluate
 from ..fileio import write_text_atomic
+from ..registry import method_info
 from . import results
 
 
@@ -42,7 +43,8 @@ def make_row(cfg, ev, extra=None):
         eval_time_s=round(ev.eval_time_s, 2), images_per_s=round(ev.images_per_s, 2),
         peak_mem_mb=round(ev.peak_mem_mb, 1), device=ev.device,
         git_commit=results.git_commit(), config_hash=results.config_hash(cfg.to_dict()),
-        timestamp=results.now(), config=cfg.filename or '', **(extra or {}))
+        timestamp=results.now(), config=cfg.filename or '',
+        method_source_sha=method_info(cfg.method.type).source_sha, **(extra or {}))
     return {k: _scalar(row[k]) for k in results.FIELDS if k in row}
 
 

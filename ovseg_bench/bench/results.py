@@ -27,7 +27,7 @@ METRIC_FIELDS = ['mIoU', 'mAcc', 'aAcc', 'mIoU_seen', 'mIoU_unseen', 'hIoU']
 PROTOCOL_FIELDS = protocol.result_columns()
 COST_FIELDS = ['params_trainable', 'params_total', 'train_time_s', 'eval_time_s',
                'images_per_s', 'peak_mem_mb', 'device']
-PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config']
+PROVENANCE_FIELDS = ['git_commit', 'config_hash', 'timestamp', 'config', 'method_source_sha']
 FIELDS = KEY_FIELDS + METRIC_FIELDS + PROTOCOL_FIELDS + COST_FIELDS + PROVENANCE_FIELDS
 PER_CLASS_FIELDS = KEY_FIELDS + ['class_index', 'class_name', 'split', 'IoU', 'Acc',
                                  'gt_pixels', 'pred_pixels']

@@ -35,7 +35,7 @@ from ..fileio import write_text_atomic
 from ..protocol import Protocol
 from ..engine.evaluate import load_head
 from ..registry import (METHODS, PLUGIN_FILES, check_name, freeze_imports, load_plugin_file,
-                        load_plugins, names)
+                        load_plugins, method_info, names)
 from . import results
 from .record import evaluate_row
 
@@ -43,7 +43,8 @@ from .record import evaluate_row
 MATRIX_KEYS = {
     'methods': "registered method names, or 'all' (plugins included)",
     'exclude': 'method names left out of `all`',
-    'method_configs': "glob(s) of method configs; every match is a cell (per method type)",
+    'method_configs': "glob(s) of method configs; every match is a cell (per method type); "
+                      "absent: each method's default config (its MethodInfo.config)",
     'plugin_base': 'configs merged for a plugin method that has no config of its own',
     'backbones': "backbone dicts (None: each config's own)",
     'train_sets': "train_data dicts for trainable methods (None: each config's own)",
@@ -64,7 +65,7 @@ def check_matrix(matrix):
     """Keys, and every method and dataset the matrix names, checked before anything runs."""
     from ..data.catalog import load_dataset_cfg
     C.check_keys({k: v for k, v in matrix.items() if not k.startswith('_')}, MATRIX_KEYS, '')
-    for key in ('methods', 'method_configs', 'datasets', 'seeds'):
+    for key in ('methods', 'datasets', 'seeds'):
         if key not in matrix:
             raise KeyError(f'matrix {matrix.filename or ""} has no {key!r} ({MATRIX_KEYS[key]})')
     load_plugins()
@@ -91,7 +92,7 @@ def plugin_config(paths, method, matrix_name):
     """A config for a plugin that brought none: ``paths`` merged in order, its method type."""
     cfg = Config()
     for path in paths:
-        cfg.merge_from_dict(Config.fromfile(path).to_dict())
+        cfg.merge_from_dict(C.read_config_file(path).to_dict())
     cfg.method = dict(type=method)
     cfg.work_dir = f'work_dirs/{method.lower()}_{matrix_name}'
     return cfg
@@ -113,12 +114,13 @@ def cell_configs(matrix):
     gets its own work_dir, so that no two training runs share one."""
     load_plugins()
     wanted = names(METHODS) if matrix.methods == 'all' else list(matrix.methods)
-    known = method_configs(matrix.method_configs)
+    known = (method_configs(matrix.method_configs) if matrix.get('method_configs') else
+             {m: [method_info(m).config] for m in wanted if method_info(m).config})
     out = []
     for method in wanted:
         if method in matrix.get('exclude', []):
             continue
-        bases = ([Config.fromfile(p) for p in known[method]] if method in known
+        bases = ([C.read_config_file(p) for p in known[method]] if method in known
                  else [plugin_config(matrix.plugin_base, method,
                                      Path(matrix.filename or 'bench').stem)])
         trainable = METHODS.get(method).trainable

@@ -1,11 +1,13 @@
-"""Named dataset configs: ``configs/_base_/datasets/<name>.py`` (preparation: docs/datasets/)."""
+"""Named dataset configs: ``configs/_base_/datasets/<name>.py`` (preparation: docs/datasets/),
+read from the project's configs (shipped inside the package by a wheel, ``CONFIG_ROOT``)."""
 from pathlib import Path
 
 from mmengine.config import Config
+from mmseg.registry import DATASETS
 
-from ..config import did_you_mean
+from ..config import CONFIG_ROOT, did_you_mean
+from .datasets import check_dataset_cfg
 
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / 'configs'
 DATASET_DIR = CONFIG_ROOT / '_base_' / 'datasets'
 
 
@@ -32,7 +34,6 @@ def split_cfg(ds, split='eval', pipeline=()):
     Its files are checked first: a missing folder or split file fails with the expected
     layout and the command that prepares it.
     """
-    from .datasets import check_dataset_cfg
     if split not in ds:
         raise KeyError(f'dataset {ds["name"]!r} has no {split!r} split; it has: '
                        f'{", ".join(k for k in ("eval", "train") if k in ds)}')
@@ -49,3 +50,15 @@ def describe_datasets():
         out[name] = Config.fromfile(str(DATASET_DIR / f'{name}.py')).dataset.get(
             'description', '')
     return out
+
+
+# ---------------------------------------------------------------- named splits
+@DATASETS.register_module(name='NamedSplit')
+def named_split(name, split='train', pipeline=(), root=None):
+    """A split of a named dataset config (``configs/_base_/datasets/<name>.py``) as an mmseg
+    dataset, e.g. seen-class pixel labels for training a zero-shot method::
+
+        train_data = dict(type='NamedSplit', name='synth_coco', split='train', pipeline=[...])
+
+    ``root`` overrides the dataset config's root folder."""
+    return DATASETS.build(split_cfg(load_dataset_cfg(name, root), split, pipeline))

@@ -292,18 +292,3 @@ class ADE20K847Dataset(_WideDataset):
     METAINFO = dict(classes=_names('ade847'))
     SUBDIR, PREPARE_NAME = LAYOUTS['ade847'].subdir, 'ade847'
     LAYOUT = LAYOUTS['ade847'].tree()
-
-
-# ---------------------------------------------------------------- named splits
-@DATASETS.register_module(name='NamedSplit')
-def named_split(name, split='train', pipeline=(), root=None):
-    """A split of a named dataset config (``configs/_base_/datasets/<name>.py``) as an mmseg
-    dataset, e.g. seen-class pixel labels for training a zero-shot method::
-
-        train_data = dict(type='NamedSplit', name='synth_coco', split='train', pipeline=[...])
-
-    ``root`` overrides the dataset config's root folder."""
-    from .catalog import load_dataset_cfg, split_cfg
-    cfg = split_cfg(load_dataset_cfg(name, root), split, pipeline)
-    check_dataset_cfg(cfg)
-    return DATASETS.build(cfg)

@@ -141,8 +141,7 @@ def export_weights(head, work_dir):
     ``backbone.pretrained``) and then ``head.pt`` (the whole head's state dict, loadable by
     ``ovseg-bench test --checkpoint``) into ``work_dir``; returns both paths."""
     backbone = head.backbone
-    sd = (backbone.state_dict_for_export() if hasattr(backbone, 'state_dict_for_export')
-          else backbone.state_dict())
+    sd = backbone.state_dict_for_export()
     bb_path = Path(work_dir) / 'backbone.pt'
     head_path = Path(work_dir) / 'head.pt'
     for state, path in ((sd, bb_path), (head.state_dict(), head_path)):

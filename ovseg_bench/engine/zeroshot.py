@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from ..normalise import Normalise
 from ..text import class_embeddings, merge_synonyms
@@ -40,13 +39,6 @@ def _vocabulary(classes, ann_file):
         from ..text import load_vocabulary
         return load_vocabulary(classes)
     return [[c] if isinstance(c, str) else list(c) for c in classes]
-
-
-def image_embeddings(head, images):
-    """B,D L2-normalised image embeddings: the head's ``encode_image`` if it has one, else
-    the backbone's (CLIP's class token in the joint space)."""
-    encode = getattr(head, 'encode_image', None) or head.backbone.encode_image
-    return F.normalize(encode(images).float(), dim=-1)
 
 
 class CropToMultiple:
@@ -113,11 +105,7 @@ def zero_shot_classification(head, ann_file, img_dir, classes=None, templates='i
             chunk = picked[start:start + batch_size]
             images = torch.stack([data[i]['images'] for i, _ in chunk]).to(device)
             images = normalise(images)
-            classify = getattr(head, 'classify', None)
-            if classify is not None:
-                logits = classify(images, embeds)
-            else:
-                logits = image_embeddings(head, images) @ embeds.t()
+            logits = head.classify(images, embeds)
             pred = merge_synonyms(logits, owner, len(vocab)).argmax(1).tolist()
             for (_, hits), p in zip(chunk, pred):
                 correct += canon[p] in hits

@@ -7,8 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.maskclip import MaskCLIP
-from methods.sclip import SCLIP
+from ovseg_bench_methods.maskclip import MaskCLIP
+from ovseg_bench_methods.sclip import SCLIP
 from ovseg_bench.backbones import LastBlock, OpenCLIPBackbone, TimmVFM
 from ovseg_bench.backbones.base import merge_heads, split_heads
 from ovseg_bench.backbones.open_clip_timm import OpenCLIPTimmBackbone

@@ -110,7 +110,6 @@ def test_plugin_file_joins_default_matrix_and_leaderboard(tmp_path, synth_root):
     plugin.write_text(PLUGIN)
     load_plugin_file(plugin)
     default = Config.fromfile(os.path.join(REPO, 'configs/bench/default.py'))
-    default.method_configs = os.path.join(REPO, default.method_configs)
     default.plugin_base = [os.path.join(REPO, p) for p in default.plugin_base]
     assert 'OutsidePlugin' in {c.method.type for c in cell_configs(default)}
     # Through the CLI, as a user would: --plugin, then the leaderboard shows it.

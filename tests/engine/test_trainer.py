@@ -329,7 +329,7 @@ def test_preprocessor_normalises_only_image_views():
 
 def test_clip_method_loss_temperature_and_dense(micro_model):
     load_plugins()
-    from methods.clip import CLIP
+    from ovseg_bench_methods.clip import CLIP
     from ovseg_bench.backbones import OpenCLIPBackbone
     torch.manual_seed(0)
     head = CLIP(OpenCLIPBackbone(micro_model))

@@ -3,8 +3,8 @@ import pytest
 import torch
 from official_clip import clearclip_attn, compare, embeds, patch_logits, tokens_before_last
 
-from methods.clearclip import ClearCLIP
-from methods.sclip import SCLIP
+from ovseg_bench_methods.clearclip import ClearCLIP
+from ovseg_bench_methods.sclip import SCLIP
 
 
 def official_clearclip(visual, images, class_embeds, grid, pos=None):

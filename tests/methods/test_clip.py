@@ -6,7 +6,7 @@ from ovseg_bench.backbones import OpenCLIPBackbone
 from ovseg_bench.registry import load_plugins
 
 load_plugins()
-from methods.clip import CLIP  # noqa: E402
+from ovseg_bench_methods.clip import CLIP  # noqa: E402
 
 
 @pytest.fixture(scope='module')

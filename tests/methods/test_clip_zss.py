@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from methods.clip_zss import (CLIPZSS, PseudoWeightSynthesizer, class_token_attention,
+from ovseg_bench_methods.clip_zss import (CLIPZSS, PseudoWeightSynthesizer, class_token_attention,
                               focal_dice_loss, fuse_groups, label_fractions, masked_info_nce,
                               multiscale_regions, pseudo_regions, seeded_kmeans, window_seeds)
 from ovseg_bench.backbones import OpenCLIPBackbone

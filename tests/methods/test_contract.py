@@ -1,24 +1,25 @@
-"""The plugin contract, checked over every registered method (plugins included): each has a
-description and a tiny-synthetic config, predicts ``B,K,h,w`` logits for any window size,
-trains a step through the common trainer from its own config, and is scored end to end by
-the shared evaluator. Random tiny backbones, the session's tiny synthetic world (seconds each).
-"""
+"""The plugin contract (``ovseg_bench.contract``), checked over every registered method on its
+default config: described, ``B,K,h,w`` logits for any window, deterministic in eval mode, a
+gradient to every trainable parameter, trains through the common trainer, and is scored end
+to end by the shared evaluator. Random tiny backbones, the tiny synthetic world. Plugins are
+registered methods too: installed ones (entry points) always, a plugin file with
+``pytest tests/methods/test_contract.py --plugin FILE``."""
+import json
 import math
 import os
 from pathlib import Path
 
 import pytest
 import torch
-from mmengine.config import Config
 
-from ovseg_bench.bench.runner import method_configs
-from ovseg_bench.registry import BACKBONES, METHODS, build, load_plugins, names
+from ovseg_bench import contract
+from ovseg_bench.bench.runner import plugin_config
+from ovseg_bench.config import CONFIG_ROOT, read_config_file
+from ovseg_bench.registry import BUILTIN_METHODS, METHODS, load_plugins, method_info, names
 
-REPO = Path(__file__).resolve().parents[2]
 load_plugins()
-CONFIGS = {m: paths[0] for m, paths in
-           method_configs(str(REPO / 'configs' / '*' / '*_tiny_synth.py')).items()}
 METHOD_NAMES = names(METHODS)
+TRAINABLE = [m for m in METHOD_NAMES if method_info(m).trainable]
 
 
 @pytest.fixture
@@ -31,57 +32,48 @@ def in_world(tmp_path, synth_root, monkeypatch):
 
 
 def tiny_config(method):
-    """The method's own tiny-synthetic config on a random tiny CLIP."""
-    cfg = Config.fromfile(CONFIGS[method])
-    cfg.backbone.pretrained = None
-    return cfg
-
-
-def build_head(cfg, seed=0):
-    torch.manual_seed(seed)
-    backbone = build(BACKBONES, cfg.backbone)
-    return build(METHODS, cfg.method, backbone=backbone)
-
-
-def class_embeds(k, dim, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.nn.functional.normalize(torch.randn(k, dim, generator=g), dim=-1)
+    """The method's default config (its ``MethodInfo.config``) on a random tiny CLIP; for a
+    plugin that names none, the default benchmark's ``plugin_base`` configs, as a benchmark
+    runs it."""
+    config = method_info(method).config
+    if config is None:
+        matrix = read_config_file(CONFIG_ROOT / 'bench' / 'default.py')
+        config = plugin_config(matrix.plugin_base, method, 'contract')
+    return contract.contract_config(config)
 
 
 @pytest.mark.parametrize('method', METHOD_NAMES)
 def test_every_method_is_described_and_configured(method):
-    cls = METHODS.get(method)
-    assert (cls.__doc__ or '').strip(), f'{method} has no docstring (`ovseg-bench list`)'
-    assert cls.setting in ('open_vocab', 'zero_shot')
-    assert method in CONFIGS, f'{method} has no configs/<name>/*_tiny_synth.py'
+    contract.check_described(tiny_config(method))
+    if METHODS.get(method).__module__.startswith(BUILTIN_METHODS + '.'):
+        assert method_info(method).config, f'{method} names no default config'
 
 
 @pytest.mark.parametrize('method', METHOD_NAMES)
-@pytest.mark.parametrize('size', [(64, 64), (48, 80)])
-def test_predict_dense_gives_finite_class_logits(method, size):
-    head = build_head(tiny_config(method)).eval()
-    images = torch.randn(2, 3, *size)
-    with torch.no_grad():
-        embeds = class_embeds(5, head.backbone.embed_dim)
-        logits = head.predict_dense(images, embeds)
-        again = head.predict_dense(images, embeds)
-    assert logits.dim() == 4 and logits.shape[:2] == (2, 5)
-    assert torch.isfinite(logits).all()
-    assert torch.equal(logits, again), 'inference must be deterministic in eval mode'
-    # The logits of an image do not depend on the other images of the batch.
-    with torch.no_grad():
-        alone = head.predict_dense(images[:1], embeds)
-    torch.testing.assert_close(alone, logits[:1], atol=1e-4, rtol=1e-4)
+def test_predict_dense_gives_deterministic_class_logits(method):
+    contract.check_dense(tiny_config(method))
 
 
-@pytest.mark.parametrize('method', [m for m in METHOD_NAMES if METHODS.get(m).trainable])
+@pytest.mark.parametrize('method', METHOD_NAMES)
+def test_every_trainable_parameter_gets_a_gradient(method, in_world):
+    contract.check_training(tiny_config(method))
+
+
+@pytest.mark.parametrize('method', METHOD_NAMES)
+def test_shared_evaluator_scores_every_method(method, in_world):
+    row = contract.check_evaluation(tiny_config(method), 'synth_coco', in_world / 'eval')
+    assert row['params_total'] >= row['params_trainable'] >= 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('method', TRAINABLE)
 def test_trainable_method_trains_from_its_own_config(method, in_world):
     from ovseg_bench.engine.trainer import train
     cfg = tiny_config(method)
     cfg.train.update(iters=2, batch_size=2, num_workers=0, log_interval=1,
                      checkpoint_interval=2, warmup_iters=1)
     cfg.pop('zeroshot', None)
-    before = build_head(cfg).state_dict()
+    before = contract.build_head(cfg).state_dict()
     summary = train(cfg, work_dir=in_world / 'run')
     assert summary['iters'] == 2
     after = torch.load(summary['head'], map_location='cpu', weights_only=False)
@@ -90,7 +82,6 @@ def test_trainable_method_trains_from_its_own_config(method, in_world):
                if v.is_floating_point() and not torch.equal(v, after[k])]
     assert changed, f'{method}: two optimiser steps changed no weight'
     # Every loss term is logged as a finite number.
-    import json
     logs = [json.loads(line) for p in Path(summary['work_dir']).rglob('*.json')
             if p.parent.name == 'vis_data' and p.name != 'config.json'
             for line in p.read_text().splitlines() if line.strip()]
@@ -98,20 +89,17 @@ def test_trainable_method_trains_from_its_own_config(method, in_world):
     assert losses and all(math.isfinite(v) for v in losses.values())
 
 
-@pytest.mark.parametrize('method', [m for m in METHOD_NAMES if not METHODS.get(m).trainable])
-def test_training_free_method_refuses_to_train(method):
-    head = build_head(tiny_config(method))
-    with pytest.raises(RuntimeError, match='training-free'):
-        head.forward_train(dict(images=torch.randn(1, 3, 64, 64), captions=['x']))
-
-
-@pytest.mark.parametrize('method', METHOD_NAMES)
-def test_shared_evaluator_scores_every_method(method, in_world):
-    from ovseg_bench.bench.record import evaluate_row
-    cfg = tiny_config(method)
-    head = build_head(cfg).eval()
-    row = evaluate_row(cfg, 'synth_coco', in_world / 'eval', head=head)
-    assert row['method'] == method and row['dataset'] == 'synth_coco'
-    for key in ('mIoU', 'mAcc', 'aAcc'):
-        assert 0.0 <= row[key] <= 100.0
-    assert row['params_total'] >= row['params_trainable'] >= 0
+def test_a_broken_head_fails_the_contract_with_a_message():
+    """The checks fail, naming the problem, for a head that breaks each rule."""
+    cfg = tiny_config('MaskCLIP')
+    head = contract.build_head(cfg)
+    cls = type(head)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, 'predict_dense', lambda self, images, embeds: torch.zeros(2, 3))
+        with pytest.raises(contract.ContractError, match='must return B,K,h,w'):
+            contract.check_dense(cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cls, 'predict_dense',
+                   lambda self, images, embeds: torch.rand(len(images), len(embeds), 4, 4))
+        with pytest.raises(contract.ContractError, match='not deterministic'):
+            contract.check_dense(cfg)

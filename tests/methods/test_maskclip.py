@@ -4,7 +4,7 @@ ViT code (value path inside the block's residual and FFN, expressible as a LastB
 from official_clip import (clearclip_maskclip_attn, compare, maskclip_released_last_block,
                            patch_logits, tokens_before_last)
 
-from methods.maskclip import MaskCLIP
+from ovseg_bench_methods.maskclip import MaskCLIP
 from ovseg_bench.backbones import LastBlock
 
 

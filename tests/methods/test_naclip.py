@@ -4,7 +4,7 @@ import torch
 from official_clip import (compare, embeds, naclip_addition, naclip_attn, naclip_window,
                            patch_logits, tokens_before_last)
 
-from methods.naclip import NACLIP, neighbourhood_prior
+from ovseg_bench_methods.naclip import NACLIP, neighbourhood_prior
 
 
 def official_naclip(visual, images, class_embeds, grid, pos=None, std=5.0):

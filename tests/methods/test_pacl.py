@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.pacl import PACL, ResidualEmbedder, pacl_compatibility
+from ovseg_bench_methods.pacl import PACL, ResidualEmbedder, pacl_compatibility
 from ovseg_bench.backbones.base import Backbone, DenseFeatures
 
 

@@ -5,7 +5,7 @@ import torch
 from official_clip import (agreement, embeds, interpolate_pos_encoding, patch_logits,
                            proxyclip_attn, tokens_before_last)
 
-from methods.proxyclip import ProxyCLIP
+from ovseg_bench_methods.proxyclip import ProxyCLIP
 
 CLIP_MEAN01 = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD01 = [0.26862954, 0.26130258, 0.27577711]

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from official_clip import compare, embeds, patch_logits, sclip_attn, tokens_before_last
 
-from methods.sclip import SCLIP
+from ovseg_bench_methods.sclip import SCLIP
 
 
 def official_sclip(visual, images, class_embeds, grid, pos=None):

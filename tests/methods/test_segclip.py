@@ -6,7 +6,8 @@ import torch.nn.functional as F
 from ovseg_bench.registry import BACKBONES, METHODS, build, load_plugins
 
 load_plugins()
-from methods.segclip import LOSSES, SegCLIP, patchify, straight_through_gumbel  # noqa: E402
+from ovseg_bench_methods.segclip import (LOSSES, SegCLIP, patchify,  # noqa: E402
+                                         straight_through_gumbel)
 
 B, SIZE, GRID = 3, 64, 8   # ovseg-tiny: 64 px, patch 8
 
@@ -341,7 +342,7 @@ def test_paper_config_learning_rate_groups_on_vit_b16():
 def test_captions_cut_to_the_papers_32_tokens(backbone_state):
     """SOT + the first 30 words + EOT, as the authors' max_words=32; short captions keep
     their tokens."""
-    from methods.segclip import truncate_tokens
+    from ovseg_bench_methods.segclip import truncate_tokens
     head = make_head(backbone_state)
     long = ' '.join(f'word{i}' for i in range(60))
     tokens = head.backbone.tokenize([long, 'a red circle'])

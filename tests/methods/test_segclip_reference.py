@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.segclip import MaskedDecoder, SegCLIP, SemanticGroup, straight_through_gumbel
+from ovseg_bench_methods.segclip import (MaskedDecoder, SegCLIP, SemanticGroup,
+                                         straight_through_gumbel)
 
 
 class RefQuickGELU(nn.Module):

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from methods.vilseg import ViLSeg, mutual_information_loss, photometric
+from ovseg_bench_methods.vilseg import ViLSeg, mutual_information_loss, photometric
 from ovseg_bench.registry import BACKBONES, build, load_plugins
 
 CONFIG = Path(__file__).resolve().parents[2] / 'configs/vilseg/vilseg_tiny_synth.py'
@@ -172,7 +172,7 @@ def test_the_clustering_sees_an_augmented_second_view(backbone, monkeypatch):
     """With ``cluster_augment`` the second global view reaches the clustering head through
     the photometric augmentation; the contrasts are unchanged; None restores the old pairs."""
     seen = []
-    import methods.vilseg as vilseg
+    import ovseg_bench_methods.vilseg as vilseg
     real = vilseg.photometric
     monkeypatch.setattr(vilseg, 'photometric',
                         lambda x, *a, **k: seen.append(x) or real(x, *a, **k))
