@@ -118,7 +118,7 @@ def _csv_list(values):
 
 
 def cmd_speed(args):
-    from .bench.speed import run_speed
+    from .bench.speed.run import run_speed
     failures = run_speed(
         methods=_csv_list(args.methods) or None, backbones=_csv_list(args.backbones),
         sizes=[int(s) for s in _csv_list(args.sizes)], device=args.device, out=args.out,

@@ -10,6 +10,7 @@ Trainings run in ``train_workers`` worker processes (each its share of the CPU t
 this process evaluates every cell whose weights are ready: on a 2-core machine two small
 trainings side by side get ~1.3x the throughput of one using both cores.
 """
+import contextlib
 import copy
 import fnmatch
 import glob
@@ -26,6 +27,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 
 from .. import config as C
@@ -433,11 +435,22 @@ def plan_cells(matrix, csv_path, only, force):
     return plan
 
 
+@contextlib.contextmanager
+def torch_threads(n=None):
+    """torch's CPU threads set to ``n`` inside the block (None: unchanged), then restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False):
     """Run every selected cell not already in the results; returns the list of failures.
 
     ``dry_run``: print the plan (cells, datasets, whether each needs training) and stop."""
-    from .speed import torch_threads
     matrix = C.read_config_file(matrix_path)
     check_matrix(matrix)
     out_dir = Path(out_dir or matrix.out_dir)

@@ -7,7 +7,9 @@ import torch
 import torch.nn.functional as F
 
 from ovseg_bench.backbones._vit import matmul_attention, variant_attention
-from ovseg_bench.bench import speed
+from ovseg_bench.bench.speed import inputs, report
+from ovseg_bench.bench.speed.flops import count_flops, frozen_parameters, peak_bf16_tflops
+from ovseg_bench.bench.speed.train_step import TrainerStep
 from ovseg_bench.registry import METHODS, load_plugins, names
 
 load_plugins()
@@ -30,10 +32,10 @@ def vit_forward_flops(bb, size, batch=1):
 def test_count_flops_of_a_linear_layer():
     lin = torch.nn.Linear(48, 20)
     x = torch.randn(7, 48)
-    assert speed.count_flops(lambda: lin(x)) == 2 * 7 * 48 * 20
+    assert count_flops(lambda: lin(x)) == 2 * 7 * 48 * 20
     # backward: the gradient of the input and of the weight, one matmul each
     x.requires_grad_(True)
-    assert speed.count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * 7 * 48 * 20
+    assert count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * 7 * 48 * 20
 
 
 def test_count_flops_of_the_tiny_vit_matches_its_dims(tiny_backbone):
@@ -43,8 +45,8 @@ def test_count_flops_of_the_tiny_vit_matches_its_dims(tiny_backbone):
     x = torch.randn(2, 3, 64, 64)
     expected = vit_forward_flops(tiny_backbone, 64, batch=2)
     with torch.no_grad():
-        assert speed.count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
-    assert speed.count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
+        assert count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
+    assert count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
 
 
 @pytest.mark.parametrize('kind', ['vv', 'csa'])
@@ -71,13 +73,13 @@ def test_sdpa_and_matmul_attention_agree(kind, tiny_backbone):
 
 
 def test_peak_bf16_rates_by_device_name():
-    assert speed.peak_bf16_tflops('NVIDIA H200') == 989.0
-    assert speed.peak_bf16_tflops('NVIDIA H100 80GB HBM3') == 989.0
-    assert speed.peak_bf16_tflops('NVIDIA H100 PCIe') == 756.0
-    assert speed.peak_bf16_tflops('NVIDIA A100-SXM4-80GB') == 312.0
-    assert speed.peak_bf16_tflops('NVIDIA L40S') == 362.0
-    assert speed.peak_bf16_tflops('NVIDIA L40') is None       # not the L4
-    assert speed.peak_bf16_tflops('Tesla V100-SXM2-16GB') is None
+    assert peak_bf16_tflops('NVIDIA H200') == 989.0
+    assert peak_bf16_tflops('NVIDIA H100 80GB HBM3') == 989.0
+    assert peak_bf16_tflops('NVIDIA H100 PCIe') == 756.0
+    assert peak_bf16_tflops('NVIDIA A100-SXM4-80GB') == 312.0
+    assert peak_bf16_tflops('NVIDIA L40S') == 362.0
+    assert peak_bf16_tflops('NVIDIA L40') is None       # not the L4
+    assert peak_bf16_tflops('Tesla V100-SXM2-16GB') is None
 
 
 @pytest.mark.parametrize('method', names(METHODS))
@@ -87,21 +89,23 @@ def test_every_method_is_counted_and_trained_on_synthetic_inputs(method):
     one asks for, one step of its real loss changing its weights. Methods that train on
     images and captions alone are timed end to end by the command test."""
     device = torch.device('cpu')
-    head, train_cfg, pipeline = speed.build_head(method, 'tiny', device)
+    head, _, pipeline = inputs.build_head(method, 'tiny', device)
     head.eval()
-    embeds = speed.random_class_embeds(3, head.backbone.embed_dim, device)
-    images = speed.synthetic_images(1, 32, device)
+    embeds = inputs.random_class_embeds(3, head.backbone.embed_dim, device)
+    images = inputs.synthetic_images(1, 32, device)
     flags = [p.requires_grad for p in head.parameters()]
-    with torch.no_grad(), speed.frozen_parameters(head):
-        assert speed.count_flops(lambda: head.predict_dense(images, embeds)) > 0
+    with torch.no_grad(), frozen_parameters(head):
+        assert count_flops(lambda: head.predict_dense(images, embeds)) > 0
     assert [p.requires_grad for p in head.parameters()] == flags      # restored
     if not (head.trainable and head.train_views):
         return
-    batch = speed.synthetic_train_batch(head, 32, 2, pipeline)
+    step = TrainerStep(method, 'tiny', device, 'fp32')
+    batch = inputs.synthetic_train_batch(step.head, 32, 2, pipeline)
     assert set(head.train_views) <= set(batch)
-    before = {n: p.detach().clone() for n, p in head.named_parameters() if p.requires_grad}
-    speed.training_step(head, train_cfg, batch, device, 'fp32')()
-    changed = [n for n, p in head.named_parameters() if n in before
+    before = {n: p.detach().clone() for n, p in step.head.named_parameters()
+              if p.requires_grad}
+    step(batch)
+    changed = [n for n, p in step.head.named_parameters() if n in before
                and not torch.equal(before[n], p)]
     assert changed, f'{method}: the training step changed no weight'
 
@@ -115,7 +119,7 @@ def test_speed_command_writes_rows_and_plot(tmp_path, tiny_backbone):
     assert code == 0
     with open(out / 'speed.csv', newline='') as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == speed.FIELDS
+        assert reader.fieldnames == report.FIELDS
         rows = list(reader)
     cells = {(r['method'], r['mode'], r['path']): r for r in rows}
     assert set(cells) == {
