@@ -30,7 +30,7 @@ from mmengine.runner import Runner
 from ... import text as T
 from ...backbones._vit import variant_attention
 from ...data.catalog import load_dataset_cfg
-from ...engine.evaluate import eval_dataloader_cfg
+from ...engine.evaluate import eval_dataloader_cfg, pin_memory_enabled
 from ...inference import dense_inference, precision_context, window_boxes
 from ...registry import METHODS, build, check_name, load_plugins, names
 from ...segmentor import PROTOCOL_DEFAULTS, resolve_protocol
@@ -265,25 +265,29 @@ class SpeedRun:
         if not root.is_dir():
             print(f'speed: no {dataset} at {root}: data loading not measured', flush=True)
             return
-        first = True
-        for n in workers:
+        for i, n in enumerate(workers):
             protocol = resolve_protocol(dict(short_side=size, num_workers=n), dataset)
-            cfg = eval_dataloader_cfg(ds, protocol)
-            with DefaultScope.overwrite_default_scope('mmseg'):
-                loader = Runner.build_dataloader(cfg)
-                if first:              # file system cache warm for every setting
-                    for _ in loader:
-                        pass
-                    first = False
-                with OtherLoad() as load:
-                    start = time.perf_counter()
-                    count = sum(len(b['inputs']) for b in loader)
-                    seconds = time.perf_counter() - start
-            path = f'workers={n}' + (',pinned' if cfg['pin_memory'] else '')
-            self.record('-', '-', size, 'data', cfg['batch_size'], path, precision='',
-                        measured=Measurement(None, seconds, None, load.cores),
+            if i == 0:              # file system cache warm for every setting
+                loader_pass(ds, protocol)
+            count, seconds, load = loader_pass(ds, protocol)
+            path = f'workers={n}' + (',pinned' if pin_memory_enabled(protocol) else '')
+            self.record('-', '-', size, 'data', protocol['batch_size'], path, precision='',
+                        measured=Measurement(None, seconds, None, load),
                         per_call=count, note=f'{dataset}: one pass, {count} images, '
                                              f'short side {size}, worker start included')
+
+
+def loader_pass(ds, protocol):
+    """``(images, seconds, other processes' cores)`` of one pass of the evaluator's
+    DataLoader over dataset config ``ds``'s evaluation split under ``protocol`` (decode,
+    resize and packing in the workers; their start included)."""
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        loader = Runner.build_dataloader(eval_dataloader_cfg(ds, protocol))
+        with OtherLoad() as load:
+            start = time.perf_counter()
+            count = sum(len(b['inputs']) for b in loader)
+            seconds = time.perf_counter() - start
+    return count, seconds, load.cores
 
 
 def _load():

@@ -1,0 +1,326 @@
+"""``ovseg-bench speed --gpu-report`` (``tools/gpu_check.sh``): the one-command GPU check,
+written to one Markdown report, ``gpu_report.md``.
+
+1. **MFU** of a ViT's dense forward (``forward_dense``, weights and activations in bf16, a
+   batch of S x S images): FLOPs counted by ``torch.utils.flop_counter`` and from the ViT's
+   dimensions (the two must agree), achieved TFLOP/s over the device's dense bf16 peak (the
+   table :data:`.flops.PEAK_BF16_TFLOPS` by device name, or ``peak_tflops``; 'n/a' without
+   one), eagerly and, with ``compile_model``, through ``torch.compile``.
+2. **Evaluation throughput** of SCLIP under its protocol preset on a synthetic set in the
+   PASCAL VOC layout (``make_synthetic``; VOC val's 1449 images of 500 x 375 by default),
+   through the evaluator (``engine.evaluate``: DataLoader workers decoding and resizing,
+   sliding windows, metric), data loading included: batched windows (bf16 and fp32) beside
+   the batch-1 fp32 per-window loop, each after an untimed pass over a few images; plus one
+   pass of the DataLoader alone. Batched and per-window fp32 must give the same mIoU.
+3. **DDP evaluation** of the batched fp32 row on every visible GPU (``torchrun -m
+   ovseg_bench.cli test CONFIG --launcher pytorch``), which must give the single-process
+   row; skipped with one GPU.
+
+Every weight is random (open_clip's architecture with ``pretrained=None``): the figures are
+speeds, and the mIoUs only compare the paths with each other, never a method's accuracy.
+Exit status 1 when a measurement failed or a comparison disagreed; a missed target is
+reported, not an error.
+"""
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import torch
+
+from ...config import load_config
+from ...data.catalog import load_dataset_cfg
+from ...data.synthetic import make_synthetic, usable_cpus
+from ...engine.evaluate import evaluate, load_head
+from ...segmentor import resolve_protocol
+from .. import results
+from .flops import peak_bf16_tflops, vit_dense_forward_flops
+from .inputs import REPO, backbone_model, build_backbone, synthetic_images
+from .measure import measure
+from .run import loader_pass
+
+DATASET = 'synth_voc'
+SCLIP_CONFIG = REPO / 'configs' / 'sclip' / 'sclip_vit_b16.py'
+TARGETS = dict(mfu=0.40, images_per_s=500.0, speedup=10.0)   # on one H200-class GPU
+MIOU_TOLERANCE = 0.05     # mIoU points two paths may differ by (float order, argmax ties)
+WARMUP_IMAGES = 8         # the untimed pass before each evaluation row
+TIME_LIMIT_S = 8 * 60
+
+
+def _device_name(device):
+    if device.type == 'cuda':
+        return torch.cuda.get_device_name(device)
+    return f'cpu ({torch.get_num_threads()} threads)'
+
+
+def _pct(x):
+    return 'n/a' if x is None else f'{100 * x:.1f}%'
+
+
+def _verdict(value, target, cuda):
+    if not cuda or value is None:
+        return 'target for one H200-class GPU; not judged here'
+    return 'met' if value >= target else 'MISSED'
+
+
+# ----------------------------------------------------------------------------- 1. MFU
+def mfu_rows(backbone, device, batch, size, warmup, reps, peak, compile_model):
+    """One row per path (eager, compiled) of ``forward_dense`` in bf16."""
+    bb = build_backbone(backbone, device).eval().to(torch.bfloat16)
+    images = synthetic_images(batch, size, device).to(torch.bfloat16)
+    analytic = vit_dense_forward_flops(bb, size, batch)
+
+    def eager():
+        with torch.no_grad():
+            return bb.forward_dense(images)
+    paths = [('eager', eager)]
+    if compile_model:
+        compiled = torch.compile(bb.forward_dense, dynamic=False)
+
+        def run_compiled():
+            with torch.no_grad():
+                return compiled(images)
+        paths.append(('torch.compile', run_compiled))
+    rows = []
+    for path, call in paths:
+        start = time.perf_counter()
+        # The counter cannot see inside compiled kernels: a compiled call is counted eagerly.
+        m = measure(call, device, max(warmup, 1), reps, count=eager)
+        tflops = analytic / m.seconds / 1e12
+        rows.append(dict(path=path, seconds=m.seconds, images_per_s=batch / m.seconds,
+                         counted=m.flops, analytic=analytic, tflops=tflops,
+                         mfu=tflops / peak if peak else None,
+                         wall_s=time.perf_counter() - start))
+    return rows
+
+
+# ------------------------------------------------------------------ 2. evaluation
+def write_configs(out, backbone, eval_batch, workers):
+    """The evaluation rows' configs (SCLIP's ViT-B/16 config, its protocol preset, random
+    weights of ``backbone``), one file each: ``{row name: path}``."""
+    if not SCLIP_CONFIG.is_file():
+        raise FileNotFoundError(f'{SCLIP_CONFIG} not found: the GPU check runs from a checkout')
+    rows = dict(batched_bf16=dict(precision='bf16', batch_size=eval_batch),
+                batched_fp32=dict(precision='fp32', batch_size=eval_batch),
+                per_window_fp32=dict(precision='fp32', batch_size=1, batched_windows=False))
+    paths = {}
+    for name, protocol in rows.items():
+        protocol = dict(protocol, num_workers=workers, vocabularies='ovseg',
+                        text_cache=str(out / 'text_cache'),
+                        window_batch=max(64, 8 * protocol['batch_size']))
+        path = out / 'configs' / f'gpu_check_{name}.py'
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            f'# Written by `ovseg-bench speed --gpu-report`: SCLIP on random weights.\n'
+            f'_base_ = [{str(SCLIP_CONFIG)!r}]\n'
+            f'backbone = dict(model={backbone_model(backbone)!r}, pretrained=None)\n'
+            f'protocol = dict({", ".join(f"{k}={v!r}" for k, v in protocol.items())})\n')
+        paths[name] = path
+    return paths
+
+
+def synthetic_sets(out, n_images, image_size, data_root=None):
+    """``(root, warm-up root)``: the VOC-layout synthetic set and a small one for the
+    untimed passes (``make_synthetic`` is idempotent: a rerun finds them)."""
+    root = Path(data_root or out / f'synth_voc_{n_images}_{image_size[0]}x{image_size[1]}')
+    warm = out / f'synth_voc_warmup_{image_size[0]}x{image_size[1]}'
+    for path, n in ((root, n_images), (warm, min(WARMUP_IMAGES, n_images))):
+        make_synthetic(path, n_val=n, n_seg_train=1, n_caption_train=0, n_caption_val=0,
+                       size=image_size, layouts=('voc',), progress=False)
+    return root, warm
+
+
+def eval_rows(configs, root, warm, out):
+    """The single-process evaluation rows (one head, built once, shared by every row) and
+    one DataLoader pass alone, with the batched rows' settings."""
+    head = load_head(load_config(configs['batched_fp32']))
+    rows = {}
+    for name, path in configs.items():
+        cfg = load_config(path)
+        protocol = resolve_protocol(cfg.protocol, DATASET)
+        evaluate(cfg, DATASET, out / 'eval' / f'{name}_warmup', data_root=warm, head=head)
+        row = evaluate(cfg, DATASET, out / 'eval' / name, data_root=root, head=head)
+        rows[name] = dict(row, **{k: protocol[k] for k in ('precision', 'batch_size',
+                                                           'num_workers')})
+    protocol = resolve_protocol(load_config(configs['batched_fp32']).protocol, DATASET)
+    ds = load_dataset_cfg(DATASET, root)
+    count, seconds, _ = loader_pass(ds, protocol)
+    rows['loader'] = dict(images_per_s=count / seconds, eval_time_s=seconds,
+                          num_workers=protocol['num_workers'])
+    return rows
+
+
+# ------------------------------------------------------------------------- 3. DDP
+def ddp_command(config, procs, root, work_dir):
+    """The distributed evaluation of ``config`` on ``procs`` processes, as a user runs it."""
+    return [sys.executable, '-m', 'torch.distributed.run', '--standalone',
+            f'--nproc_per_node={procs}', '-m', 'ovseg_bench.cli', 'test', str(config),
+            '--launcher', 'pytorch', '--dataset', DATASET, '--data-root', str(root),
+            '--work-dir', str(work_dir), '--out', str(work_dir / 'results.csv')]
+
+
+def ddp_row(config, procs, root, work_dir):
+    """``(row or None, message)`` of the distributed evaluation."""
+    cmd = ddp_command(config, procs, root, work_dir)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (str(REPO), os.environ.get('PYTHONPATH')) if p))
+    start = time.perf_counter()
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    csv = work_dir / 'results.csv'
+    if done.returncode != 0 or not csv.is_file():
+        last = (done.stderr.strip().splitlines() or ['no output'])[-1]
+        return None, f'failed (exit {done.returncode}): {last}'
+    return results.read_rows(csv)[-1], f'{procs} processes, {wall:.0f} s with start-up'
+
+
+# ------------------------------------------------------------------------ report
+def run_gpu_report(out='work_dirs/gpu_check', device=None, backbone='vit-b16', batch=64,
+                   size=224, warmup=5, reps=20, peak_tflops=None, compile_model=False,
+                   n_images=1449, image_size=(500, 375), eval_batch=None, workers=None,
+                   ddp_procs=None, data_root=None):
+    """Run the three sections, write ``out/gpu_report.md``; returns the exit status."""
+    wall0 = time.perf_counter()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    cuda = device.type == 'cuda'
+    if cuda and not torch.cuda.is_available():
+        raise ValueError('--device cuda, but CUDA is not available here')
+    name = _device_name(device)
+    peak = peak_tflops or (peak_bf16_tflops(name) if cuda else None)
+    eval_batch = eval_batch or (16 if cuda else 2)
+    workers = min(8, usable_cpus()) if workers is None else workers
+    gpus = torch.cuda.device_count() if cuda else 0
+    procs = ddp_procs if ddp_procs is not None else gpus
+    failures = []
+    lines = [f'# GPU check: {name}', '',
+             f'`ovseg-bench speed --gpu-report` on {name}, torch {torch.__version__}'
+             f' (CUDA {torch.version.cuda or "-"}), commit {results.git_commit(REPO)}, '
+             f'{results.now()}; {usable_cpus()} CPU cores, {gpus} visible GPU(s).', '',
+             f'**All weights are random** (open_clip `{backbone_model(backbone)}` with '
+             f'`pretrained=None`): these are speeds; the mIoUs only compare paths with each '
+             f'other.', '']
+
+    def section(title, fn):
+        try:
+            return fn()
+        except Exception as err:          # one failed section must not hide the others
+            failures.append(title)
+            message = f'{type(err).__name__}: {err}'.replace('\n', ' ')[:400]
+            lines.extend([f'**{title}: failed**: {message}', ''])
+            print(f'gpu-report: {title} failed: {message}', file=sys.stderr, flush=True)
+            if os.environ.get('OVSEG_DEBUG'):
+                traceback.print_exc()
+            return None
+
+    # 1. MFU
+    print(f'gpu-report: MFU of {backbone_model(backbone)} forward_dense, bf16, batch {batch}',
+          flush=True)
+    lines += [f'## 1. MFU: {backbone_model(backbone)} dense forward, bf16, batch {batch}, '
+              f'{size} px', '',
+              f'Peak: {f"{peak:g} TFLOP/s dense bf16" if peak else "n/a"} ('
+              + ('`--peak-tflops`' if peak_tflops else f'table entry for "{name}"' if peak
+                 else f'no table entry for "{name}"; pass --peak-tflops') + f'). '
+              f'{warmup} warm-up and {reps} timed calls, median.', '',
+              '| path | ms / batch | images/s | GFLOP/image counted | GFLOP/image from dims '
+              '| TFLOP/s | MFU |', '|---|---|---|---|---|---|---|']
+    mfu = section('MFU', lambda: mfu_rows(backbone, device, batch, size, warmup, reps, peak,
+                                          compile_model)) or []
+    for r in mfu:
+        lines.append(f"| {r['path']} | {1e3 * r['seconds']:.2f} | {r['images_per_s']:.1f} | "
+                     f"{r['counted'] / batch / 1e9:.3f} | {r['analytic'] / batch / 1e9:.3f} | "
+                     f"{r['tflops']:.3g} | {_pct(r['mfu'])} |")
+        if abs(r['counted'] - r['analytic']) > 1e-3 * r['analytic']:
+            failures.append('FLOP count')
+            lines.append(f"| **the counter and the dims disagree ({r['counted']} vs "
+                         f"{r['analytic']})** |||||||")
+    best = max((r['mfu'] for r in mfu if r['mfu'] is not None), default=None)
+    lines += ['', f'Best MFU {_pct(best)} (target >= {_pct(TARGETS["mfu"])}: '
+              f'{_verdict(best, TARGETS["mfu"], cuda)}).', '']
+
+    # 2. evaluation
+    print(f'gpu-report: evaluation on {n_images} synthetic {image_size[0]}x{image_size[1]} '
+          f'images', flush=True)
+    lines += [f'## 2. Evaluation: SCLIP preset, {n_images} synthetic images of '
+              f'{image_size[0]} x {image_size[1]} (VOC layout), data loading included', '']
+    configs = section('configs', lambda: write_configs(out, backbone, eval_batch, workers))
+    sets = section('synthetic set', lambda: synthetic_sets(out, n_images, image_size,
+                                                           data_root))
+    rows = section('evaluation', lambda: eval_rows(configs, *sets, out)) \
+        if configs and sets else None
+    if rows:
+        lines += [f'`{DATASET}` layout with the dataset\'s own 9-class vocabulary '
+                  f'(`protocol.vocabularies=ovseg`); each row after an untimed pass over '
+                  f'{min(WARMUP_IMAGES, n_images)} images. Peak MB: CUDA memory allocated. '
+                  f'Configs: `{configs["batched_fp32"].parent}`.', '',
+                  '| path | precision | images/batch | workers | images/s | seconds | '
+                  'peak MB | mIoU (random weights) |', '|---|---|---|---|---|---|---|---|']
+        for key, label in (('batched_bf16', 'batched windows'),
+                           ('batched_fp32', 'batched windows'),
+                           ('per_window_fp32', 'per-window loop')):
+            r = rows[key]
+            peak_mb = f"{r['peak_mem_mb']:.0f}" if cuda else '-'
+            lines.append(f"| {label} | {r['precision']} | {r['batch_size']} | "
+                         f"{r['num_workers']} | {r['images_per_s']:.1f} | "
+                         f"{r['eval_time_s']:.1f} | "
+                         f"{peak_mb} | {r['mIoU']:.2f} |")
+        loader = rows['loader']
+        lines.append(f"| DataLoader alone | - | {eval_batch} | {loader['num_workers']} | "
+                     f"{loader['images_per_s']:.1f} | {loader['eval_time_s']:.1f} | - | - |")
+        fast, slow = rows['batched_bf16'], rows['per_window_fp32']
+        speedup = fast['images_per_s'] / slow['images_per_s']
+        diff = abs(rows['batched_fp32']['mIoU'] - slow['mIoU'])
+        if diff > MIOU_TOLERANCE:
+            failures.append('batched vs per-window mIoU')
+        lines += ['', f"Batched bf16: {fast['images_per_s']:.1f} images/s (target >= "
+                  f"{TARGETS['images_per_s']:g}: "
+                  f"{_verdict(fast['images_per_s'], TARGETS['images_per_s'], cuda)}); "
+                  f"{speedup:.1f}x the batch-1 fp32 per-window loop (target >= "
+                  f"{TARGETS['speedup']:g}x: {_verdict(speedup, TARGETS['speedup'], cuda)}).",
+                  '', f'Batched vs per-window fp32 mIoU: |difference| {diff:.2f} '
+                  f'({"agree" if diff <= MIOU_TOLERANCE else "DISAGREE"}; tolerance '
+                  f'{MIOU_TOLERANCE}).', '']
+
+    # 3. DDP
+    lines += ['## 3. DDP evaluation', '']
+    if procs < 2:
+        reason = 'one GPU' if gpus == 1 else 'no GPU' if not cuda else f'{procs} processes'
+        lines += [f'DDP: skipped ({reason}).', '']
+    elif not rows:
+        lines += ['DDP: skipped (no single-process row to compare with).', '']
+    else:
+        print(f'gpu-report: DDP evaluation on {procs} processes', flush=True)
+        single = rows['batched_fp32']
+        got = section('DDP', lambda: ddp_row(configs['batched_fp32'], procs, sets[0],
+                                             out / 'eval' / f'ddp_{procs}'))
+        if got is not None:
+            row, message = got
+            cmd = ' '.join(ddp_command(configs['batched_fp32'], procs, sets[0],
+                                       out / 'eval' / f'ddp_{procs}')[1:])
+            lines += [f'`python {cmd}`', '']
+            if row is None:
+                failures.append('DDP')
+                lines += [f'DDP: {message}.', '']
+            else:
+                diff = abs(float(row['mIoU']) - float(single['mIoU']))
+                if diff > MIOU_TOLERANCE:
+                    failures.append('DDP vs single-process mIoU')
+                lines += [f"DDP ({message}): mIoU {float(row['mIoU']):.2f} vs "
+                          f"{single['mIoU']:.2f} in one process "
+                          f"({'match' if diff <= MIOU_TOLERANCE else 'MISMATCH'}), "
+                          f"{float(row['images_per_s']):.1f} images/s vs "
+                          f"{single['images_per_s']:.1f}.", '']
+
+    wall = time.perf_counter() - wall0
+    lines += ['## Summary', '', f'Wall time {wall / 60:.1f} min (limit '
+              f'{TIME_LIMIT_S // 60} min: {"met" if wall <= TIME_LIMIT_S else "MISSED"}). '
+              + (f'**Failed: {", ".join(failures)}.**' if failures else
+                 'Every measurement ran and every comparison agreed.'), '']
+    report = out / 'gpu_report.md'
+    report.write_text('\n'.join(lines))
+    print('\n'.join(lines), flush=True)
+    print(f'gpu-report: {report}', flush=True)
+    return 1 if failures else 0
