@@ -132,6 +132,15 @@ def synthetic_sets(out, n_images, image_size, data_root=None):
     return root, warm
 
 
+def _figures(result):
+    """mIoU, images/s, seconds and peak MB of what the evaluator returns: its result row (a
+    dict) or its ``Evaluation`` record (metrics apart from the cost)."""
+    if isinstance(result, dict):
+        return {k: result[k] for k in ('mIoU', 'images_per_s', 'eval_time_s', 'peak_mem_mb')}
+    return dict(mIoU=result.metrics['mIoU'], images_per_s=result.images_per_s,
+                eval_time_s=result.eval_time_s, peak_mem_mb=result.peak_mem_mb)
+
+
 def eval_rows(configs, root, warm, out):
     """The single-process evaluation rows (one head, built once, shared by every row) and
     one DataLoader pass alone, with the batched rows' settings."""
@@ -141,9 +150,10 @@ def eval_rows(configs, root, warm, out):
         cfg = load_config(path)
         protocol = resolve_protocol(cfg.protocol, DATASET)
         evaluate(cfg, DATASET, out / 'eval' / f'{name}_warmup', data_root=warm, head=head)
-        row = evaluate(cfg, DATASET, out / 'eval' / name, data_root=root, head=head)
-        rows[name] = dict(row, **{k: protocol[k] for k in ('precision', 'batch_size',
-                                                           'num_workers')})
+        figures = _figures(evaluate(cfg, DATASET, out / 'eval' / name, data_root=root,
+                                    head=head))
+        rows[name] = dict(figures, **{k: protocol[k] for k in ('precision', 'batch_size',
+                                                               'num_workers')})
     protocol = resolve_protocol(load_config(configs['batched_fp32']).protocol, DATASET)
     ds = load_dataset_cfg(DATASET, root)
     count, seconds, _ = loader_pass(ds, protocol)
