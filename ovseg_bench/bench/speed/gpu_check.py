@@ -6,8 +6,9 @@ written to one Markdown report, ``gpu_report.md``.
    dimensions (the two must agree), achieved TFLOP/s over the device's dense bf16 peak (the
    table :data:`.flops.PEAK_BF16_TFLOPS` by device name, or ``peak_tflops``; 'n/a' without
    one), eagerly and, with ``compile_model``, through ``torch.compile``.
-2. **Evaluation throughput** of SCLIP under its protocol preset on a synthetic set in the
-   PASCAL VOC layout (``make_synthetic``; VOC val's 1449 images of 500 x 375 by default),
+2. **Evaluation throughput** of SCLIP under its protocol preset (with its ``voc21`` values
+   and class names) on a synthetic set in the PASCAL VOC layout read through the ``voc21``
+   dataset config (``make_synthetic``; VOC val's 1449 images of 500 x 375 by default),
    through the evaluator (``engine.evaluate``: DataLoader workers decoding and resizing,
    sliding windows, metric), data loading included: batched windows (bf16 and fp32) beside
    the batch-1 fp32 per-window loop, each after an untimed pass over a few images; plus one
@@ -41,7 +42,7 @@ from .inputs import REPO, backbone_model, build_backbone, synthetic_images
 from .measure import measure
 from .run import loader_pass
 
-DATASET = 'synth_voc'
+DATASET = 'voc21'          # PASCAL VOC's config and SCLIP's values for it, on synthetic images
 SCLIP_CONFIG = REPO / 'configs' / 'sclip' / 'sclip_vit_b16.py'
 TARGETS = dict(mfu=0.40, images_per_s=500.0, speedup=10.0)   # on one H200-class GPU
 MIOU_TOLERANCE = 0.05     # mIoU points two paths may differ by (float order, argmax ties)
@@ -107,8 +108,7 @@ def write_configs(out, backbone, eval_batch, workers):
                 per_window_fp32=dict(precision='fp32', batch_size=1, batched_windows=False))
     paths = {}
     for name, protocol in rows.items():
-        protocol = dict(protocol, num_workers=workers, vocabularies='ovseg',
-                        text_cache=str(out / 'text_cache'),
+        protocol = dict(protocol, num_workers=workers, text_cache=str(out / 'text_cache'),
                         window_batch=max(64, 8 * protocol['batch_size']))
         path = out / 'configs' / f'gpu_check_{name}.py'
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -262,8 +262,9 @@ def run_gpu_report(out='work_dirs/gpu_check', device=None, backbone='vit-b16', b
     rows = section('evaluation', lambda: eval_rows(configs, *sets, out)) \
         if configs and sets else None
     if rows:
-        lines += [f'`{DATASET}` layout with the dataset\'s own 9-class vocabulary '
-                  f'(`protocol.vocabularies=ovseg`); each row after an untimed pass over '
+        lines += [f'The `{DATASET}` dataset config and SCLIP\'s values and class names for '
+                  f'it, over synthetic images whose masks use 9 of its 21 labels; each row '
+                  f'after an untimed pass over '
                   f'{min(WARMUP_IMAGES, n_images)} images. Peak MB: CUDA memory allocated. '
                   f'Configs: `{configs["batched_fp32"].parent}`.', '',
                   '| path | precision | images/batch | workers | images/s | seconds | '
