@@ -21,12 +21,17 @@ def cmd_list(args):
     print('vocabularies:\n  ' + ', '.join(vocabulary_names()))
 
 
+def _width_height(value, flag):
+    """``'500x375'`` -> ``(500, 375)``; ``ValueError`` naming ``flag`` otherwise."""
+    parts = value.lower().split('x')
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f'{flag} must be WIDTHxHEIGHT, e.g. 500x375; got {value!r}')
+    return tuple(map(int, parts))
+
+
 def cmd_make_synthetic(args):
     from .data.synthetic import make_synthetic
-    parts = args.size.lower().split('x')
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f'--size must be WIDTHxHEIGHT, e.g. 500x375; got {args.size!r}')
-    size = tuple(map(int, parts))
+    size = _width_height(args.size, '--size')
     make_synthetic(args.out, seed=args.seed, n_val=args.n_val, n_seg_train=args.n_seg_train,
                    n_caption_train=args.n_caption_train, n_caption_val=args.n_caption_val,
                    size=size, layouts=args.layouts.split(','))
@@ -124,15 +129,11 @@ def _gpu_report(args):
     if len(backbones) > 1 or len(sizes) > 1:
         raise ValueError(f'--gpu-report measures one backbone at one size; got --backbones '
                          f'{",".join(backbones)} --sizes {",".join(sizes)}')
-    parts = args.eval_size.lower().split('x')
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f'--eval-size must be WIDTHxHEIGHT, e.g. 500x375; got '
-                         f'{args.eval_size!r}')
     return run_gpu_report(
         out=args.out, device=args.device, backbone=backbones[0], batch=args.batch or 64,
         size=int(sizes[0]), warmup=5 if args.warmup is None else args.warmup,
         reps=args.reps or 20, peak_tflops=args.peak_tflops, compile_model=args.compile,
-        n_images=args.eval_images, image_size=tuple(map(int, parts)),
+        n_images=args.eval_images, image_size=_width_height(args.eval_size, '--eval-size'),
         eval_batch=args.eval_batch, workers=args.eval_workers, ddp_procs=args.ddp_procs,
         data_root=args.data_root)
 
