@@ -228,7 +228,7 @@ class SpeedRun:
         """Class text embeddings of one vocabulary: computed (empty cache), then read from
         the disk cache (a new process), then from the memory cache (same process), by the
         CLIP head (the backbone's own text tower)."""
-        side = build(METHODS, dict(type='CLIP'),
+        head = build(METHODS, dict(type='CLIP'),
                      backbone=build_backbone(backbone, self.device)).eval()
         vocab = T.load_vocabulary(vocabulary)
         n_names = sum(len(names) for names in vocab)
@@ -245,7 +245,7 @@ class SpeedRun:
                 synchronize(self.device)
                 with OtherLoad() as load:
                     start = time.perf_counter()
-                    T.class_embeddings(side, vocab, templates, cache_dir=cache)
+                    T.class_embeddings(head, vocab, templates, cache_dir=cache)
                     synchronize(self.device)
                     seconds = time.perf_counter() - start
                 timings.append((path, Measurement(None, seconds, None, load.cores)))
