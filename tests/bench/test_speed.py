@@ -199,6 +199,13 @@ def test_gpu_report_reduced_on_cpu(tmp_path, tiny_backbone):
     for row in evals.values():
         assert float(row[4]) > 0                                 # images/s
     assert evals['batched windows', 'fp32'][7] == evals['per-window loop', 'fp32'][7]
+    # the dense logits alone: same arithmetic batched and per window, MFU over the given peak
+    model = {(r[0], r[1]): r for r in _table(text, '| path | precision | images/batch | images/s')}
+    assert set(model) == set(evals) - {('DataLoader alone', '-')}
+    assert model['batched windows', 'fp32'][4] == model['per-window loop', 'fp32'][4]
+    for row in model.values():
+        assert float(row[3]) > 0 and float(row[4]) > 0
+        assert float(row[6].rstrip('%')) == pytest.approx(100 * float(row[5]) / 0.5, abs=0.06)
     assert 'x the batch-1 fp32 per-window loop' in text
     assert '(agree; tolerance' in text
     if ddp:

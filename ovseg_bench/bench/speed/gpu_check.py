@@ -12,7 +12,9 @@ written to one Markdown report, ``gpu_report.md``.
    through the evaluator (``engine.evaluate``: DataLoader workers decoding and resizing,
    sliding windows, metric), data loading included: batched windows (bf16 and fp32) beside
    the batch-1 fp32 per-window loop, each after an untimed pass over a few images; plus one
-   pass of the DataLoader alone. Batched and per-window fp32 must give the same mIoU.
+   pass of the DataLoader alone, and the segmentor's dense logits alone on random images of
+   the resized size per row (images/s, FLOPs, MFU: what the model allows). Batched and
+   per-window fp32 must give the same mIoU.
 3. **DDP evaluation** of the batched fp32 row on every visible GPU (``torchrun -m
    ovseg_bench.cli test CONFIG --launcher pytorch``), which must give the single-process
    row; skipped with one GPU.
@@ -35,9 +37,10 @@ from ...config import load_config
 from ...data.catalog import load_dataset_cfg
 from ...data.synthetic import make_synthetic, usable_cpus
 from ...engine.evaluate import evaluate, load_head
-from ...segmentor import resolve_protocol
+from ...segmentor import OVSegmentor, resolve_protocol
+from ...text import select_vocabulary
 from .. import results
-from .flops import peak_bf16_tflops, vit_dense_forward_flops
+from .flops import frozen_parameters, peak_bf16_tflops, vit_dense_forward_flops
 from .inputs import REPO, backbone_model, build_backbone, synthetic_images
 from .measure import measure
 from .run import loader_pass
@@ -46,6 +49,8 @@ DATASET = 'voc21'          # PASCAL VOC's config and SCLIP's values for it, on s
 SCLIP_CONFIG = REPO / 'configs' / 'sclip' / 'sclip_vit_b16.py'
 TARGETS = dict(mfu=0.40, images_per_s=500.0, speedup=10.0)   # on one H200-class GPU
 MIOU_TOLERANCE = 0.05     # mIoU points two paths may differ by (float order, argmax ties)
+ROW_LABELS = dict(batched_bf16='batched windows', batched_fp32='batched windows',
+                  per_window_fp32='per-window loop')
 WARMUP_IMAGES = 8         # the untimed pass before each evaluation row
 TIME_LIMIT_S = 8 * 60
 
@@ -139,10 +144,45 @@ def _figures(result):
                 eval_time_s=result.eval_time_s, peak_mem_mb=result.peak_mem_mb)
 
 
-def eval_rows(configs, root, warm, out):
-    """The single-process evaluation rows (one head, built once, shared by every row) and
-    one DataLoader pass alone, with the batched rows' settings."""
-    head = load_head(load_config(configs['batched_fp32']))
+def resized(image_size, protocol):
+    """(width, height) of a ``image_size`` image after the protocol's keep-ratio resize."""
+    w, h = image_size
+    scale = min(protocol['short_side'] / min(w, h), protocol['max_long_side'] / max(w, h))
+    return int(w * scale + 0.5), int(h * scale + 0.5)
+
+
+def model_rows(head, configs, image_size, device, warmup, reps, peak):
+    """Per evaluation row, the segmentor's dense logits alone (windows, forwards, synonym
+    merge; no data loading, resizing back or metric) on a batch of random images of the
+    resized size: images/s, FLOPs per image and MFU."""
+    ds = load_dataset_cfg(DATASET)
+    rows = {}
+    for name, path in configs.items():
+        protocol = resolve_protocol(load_config(path).protocol, DATASET)
+        _, vocabulary = select_vocabulary(ds['vocabulary'], DATASET, protocol['vocabularies'])
+        seg = OVSegmentor(head, vocabulary, ds['has_background'], protocol).to(device)
+        w, h = resized(image_size, protocol)
+        images = torch.randn(protocol['batch_size'], 3, h, w,
+                             generator=torch.Generator().manual_seed(0)).to(device)
+
+        def call():
+            with torch.no_grad():
+                return seg.dense_logits(images)
+
+        def count():
+            with frozen_parameters(head):
+                return call()
+        m = measure(call, device, warmup, reps, count=count)
+        n = protocol['batch_size']
+        tflops = m.flops / m.seconds / 1e12
+        rows[name] = dict(images_per_s=n / m.seconds, gflop=m.flops / n / 1e9, tflops=tflops,
+                          mfu=tflops / peak if peak else None, size=f'{w}x{h}')
+    return rows
+
+
+def eval_rows(head, configs, root, warm, out):
+    """The single-process evaluation rows (``head`` shared by every row) and one
+    DataLoader pass alone, with the batched rows' settings."""
     rows = {}
     for name, path in configs.items():
         cfg = load_config(path)
@@ -236,9 +276,10 @@ def mfu_section(report, name, backbone, device, batch, size, warmup, reps, peak,
                f'{_verdict(best, TARGETS["mfu"], device.type == "cuda")}).', '')
 
 
-def eval_section(report, out, backbone, cuda, n_images, image_size, eval_batch, workers,
-                 data_root):
+def eval_section(report, out, backbone, device, n_images, image_size, eval_batch, workers,
+                 data_root, warmup, reps, peak):
     """The evaluation rows; returns ``(rows, configs, data root)`` (None where it failed)."""
+    cuda = device.type == 'cuda'
     print(f'gpu-report: evaluation of {n_images} synthetic {image_size[0]}x{image_size[1]} '
           f'images', flush=True)
     report.add(f'## 2. Evaluation: SCLIP preset, {n_images} synthetic images of '
@@ -247,8 +288,10 @@ def eval_section(report, out, backbone, cuda, n_images, image_size, eval_batch, 
                                                               workers))
     sets = report.attempt('synthetic set', lambda: synthetic_sets(out, n_images, image_size,
                                                                   data_root))
-    rows = report.attempt('evaluation', lambda: eval_rows(configs, *sets, out)) \
+    head = report.attempt('model', lambda: load_head(load_config(configs['batched_fp32']))) \
         if configs and sets else None
+    rows = report.attempt('evaluation', lambda: eval_rows(head, configs, *sets, out)) \
+        if head is not None else None
     if not rows:
         return None, configs, None
     report.add(f'The `{DATASET}` dataset config and SCLIP\'s values and class names for it, '
@@ -257,22 +300,21 @@ def eval_section(report, out, backbone, cuda, n_images, image_size, eval_batch, 
                f'memory allocated. Configs: `{configs["batched_fp32"].parent}`.', '',
                '| path | precision | images/batch | workers | images/s | seconds | peak MB | '
                'mIoU (random weights) |', '|---|---|---|---|---|---|---|---|')
-    for key, label in (('batched_bf16', 'batched windows'), ('batched_fp32', 'batched windows'),
-                       ('per_window_fp32', 'per-window loop')):
+    for key, label in ROW_LABELS.items():
         r = rows[key]
         peak_mb = f"{r['peak_mem_mb']:.0f}" if cuda else '-'
         report.add(f"| {label} | {r['precision']} | {r['batch_size']} | {r['num_workers']} | "
-                   f"{r['images_per_s']:.1f} | {r['eval_time_s']:.1f} | {peak_mb} | "
+                   f"{r['images_per_s']:.3g} | {r['eval_time_s']:.1f} | {peak_mb} | "
                    f"{r['mIoU']:.2f} |")
     loader = rows['loader']
     report.add(f"| DataLoader alone | - | {eval_batch} | {loader['num_workers']} | "
-               f"{loader['images_per_s']:.1f} | {loader['eval_time_s']:.1f} | - | - |")
+               f"{loader['images_per_s']:.3g} | {loader['eval_time_s']:.1f} | - | - |")
     fast, slow = rows['batched_bf16'], rows['per_window_fp32']
     speedup = fast['images_per_s'] / slow['images_per_s']
     diff = abs(rows['batched_fp32']['mIoU'] - slow['mIoU'])
     if diff > MIOU_TOLERANCE:
         report.failures.append('batched vs per-window mIoU')
-    report.add('', f"Batched bf16: {fast['images_per_s']:.1f} images/s (target >= "
+    report.add('', f"Batched bf16: {fast['images_per_s']:.3g} images/s (target >= "
                f"{TARGETS['images_per_s']:g}: "
                f"{_verdict(fast['images_per_s'], TARGETS['images_per_s'], cuda)}); "
                f"{speedup:.1f}x the batch-1 fp32 per-window loop (target >= "
@@ -280,6 +322,21 @@ def eval_section(report, out, backbone, cuda, n_images, image_size, eval_batch, 
                f'Batched vs per-window fp32 mIoU: |difference| {diff:.2f} '
                f'({"agree" if diff <= MIOU_TOLERANCE else "DISAGREE"}; tolerance '
                f'{MIOU_TOLERANCE}).', '')
+    model = report.attempt('model alone', lambda: model_rows(head, configs, image_size, device,
+                                                             warmup, reps, peak))
+    if model:
+        size = next(iter(model.values()))['size']
+        report.add(f'The dense logits alone (windows, forwards, synonym merge; no data '
+                   f'loading, resizing back or metric) on random {size} images, the resized '
+                   f'size: what the model allows.', '',
+                   '| path | precision | images/batch | images/s | GFLOP/image | TFLOP/s | MFU |',
+                   '|---|---|---|---|---|---|---|')
+        for key, label in ROW_LABELS.items():
+            r, e = model[key], rows[key]
+            report.add(f"| {label} | {e['precision']} | {e['batch_size']} | "
+                       f"{r['images_per_s']:.3g} | {r['gflop']:.1f} | {r['tflops']:.3g} | "
+                       f"{_pct(r['mfu'])} |")
+        report.add('')
     return rows, configs, sets[0]
 
 
@@ -339,8 +396,8 @@ def run_gpu_report(out='work_dirs/gpu_check', device=None, backbone='vit-b16', b
     mfu_section(report, name, backbone, device, batch, size, warmup, reps, peak,
                 bool(peak_tflops), compile_model)
     rows, configs, root = eval_section(
-        report, out, backbone, cuda, n_images, image_size, eval_batch or (16 if cuda else 2),
-        min(8, usable_cpus()) if workers is None else workers, data_root)
+        report, out, backbone, device, n_images, image_size, eval_batch or (16 if cuda else 2),
+        min(8, usable_cpus()) if workers is None else workers, data_root, warmup, reps, peak)
     ddp_section(report, gpus if ddp_procs is None else ddp_procs, gpus, cuda, rows, configs,
                 root, out)
     wall = time.perf_counter() - wall0
