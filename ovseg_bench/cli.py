@@ -123,7 +123,7 @@ def _csv_list(values):
 
 
 def _gpu_report(args):
-    from .bench.speed.gpu_check import run_gpu_report
+    from .bench.speed.gpu_report import run_gpu_report
     backbones = _csv_list(args.backbones) or ['vit-b16']
     sizes = _csv_list(args.sizes) or ['224']
     if len(backbones) > 1 or len(sizes) > 1:
