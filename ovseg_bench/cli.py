@@ -272,7 +272,8 @@ def build_parser():
     s.add_argument('--precision', nargs='+', help='fp32 and/or bf16 (default: fp32 on CPU, '
                    'both on CUDA)')
     s.add_argument('--compile', action='store_true',
-                   help='also time torch.compile(predict_dense) (slow to compile on CPU)')
+                   help='also time torch.compile(predict_dense) (--gpu-report: of the '
+                   'backbone\'s forward_dense); slow to compile on CPU')
     s.add_argument('--text-vocabulary', default='synth_voc',
                    help="first vs cached class embeddings of this vocabulary ('none': skip)")
     s.add_argument('--text-templates', default='single', help='single or imagenet80')
