@@ -183,6 +183,11 @@ class SpeedRun:
             return
         pipeline = method_settings(method, backbone).pipeline
         for precision in self.precisions:
+            if precision == 'bf16' and self.device.type != 'cuda':
+                self.record(method, backbone, size, 'train', self.train_batch, 'default',
+                            precision, note='the trainer trains in bf16 on CUDA only')
+                continue
+
             def run(precision=precision):
                 step = TrainerStep(method, backbone, self.device, precision)
                 try:
