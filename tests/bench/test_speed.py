@@ -191,7 +191,7 @@ def test_gpu_report_reduced_on_cpu(tmp_path, tiny_backbone):
     assert float(counted) == float(dims) == pytest.approx(gflop, abs=1e-3)
     assert float(ips) == pytest.approx(2 / (float(ms) / 1e3), rel=0.01)
     assert float(tflops) == pytest.approx(float(ips) * gflop / 1e3, rel=0.01)
-    assert float(share.rstrip('%')) == pytest.approx(100 * float(tflops) / 0.5, abs=0.06)
+    assert float(share.rstrip('%')) == pytest.approx(100 * float(tflops) / 0.5, abs=0.1)
     evals = {(r[0], r[1]): r for r in _table(text, '| path | precision')}
     assert set(evals) == {('batched windows', 'bf16'), ('batched windows', 'fp32'),
                           ('per-window loop', 'fp32'), ('DataLoader alone', '-')}
@@ -205,7 +205,7 @@ def test_gpu_report_reduced_on_cpu(tmp_path, tiny_backbone):
     assert model['batched windows', 'fp32'][4] == model['per-window loop', 'fp32'][4]
     for row in model.values():
         assert float(row[3]) > 0 and float(row[4]) > 0
-        assert float(row[6].rstrip('%')) == pytest.approx(100 * float(row[5]) / 0.5, abs=0.06)
+        assert float(row[6].rstrip('%')) == pytest.approx(100 * float(row[5]) / 0.5, abs=0.1)
     assert 'x the batch-1 fp32 per-window loop' in text
     assert '(agree; tolerance' in text
     if ddp:

@@ -80,7 +80,7 @@ def mfu_section(report, name, backbone, device, batch, size, warmup, reps, peak,
     rows = report.attempt('MFU', lambda: mfu_rows(backbone, device, batch, size, warmup, reps,
                                                   peak, compile_model)) or []
     for r in rows:
-        report.add(f"| {r['path']} | {1e3 * r['seconds']:.2f} | {r['images_per_s']:.1f} | "
+        report.add(f"| {r['path']} | {1e3 * r['seconds']:.4g} | {r['images_per_s']:.4g} | "
                    f"{r['counted'] / batch / 1e9:.3f} | {r['analytic'] / batch / 1e9:.3f} | "
                    f"{r['tflops']:.3g} | {_pct(r['mfu'])} |")
         if abs(r['counted'] - r['analytic']) > 1e-3 * r['analytic']:
@@ -183,7 +183,7 @@ def ddp_section(report, procs, gpus, cuda, rows, configs, root, out):
         report.failures.append('DDP vs single-process mIoU')
     report.add(f"DDP ({message}): mIoU {float(row['mIoU']):.2f} vs {single['mIoU']:.2f} in one "
                f"process ({'match' if diff <= MIOU_TOLERANCE else 'MISMATCH'}), "
-               f"{float(row['images_per_s']):.1f} images/s vs {single['images_per_s']:.1f}.", '')
+               f"{float(row['images_per_s']):.3g} images/s vs {single['images_per_s']:.3g}.", '')
 
 
 def run_gpu_report(out='work_dirs/gpu_check', device=None, backbone='vit-b16', batch=64,
