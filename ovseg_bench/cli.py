@@ -26,6 +26,14 @@ def cmd_list(args):
     print('vocabularies:\n  ' + ', '.join(vocabulary_names()))
 
 
+def _width_height(value, flag):
+    """``'500x375'`` -> ``(500, 375)``; ``ValueError`` naming ``flag`` otherwise."""
+    parts = value.lower().split('x')
+    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise ValueError(f'{flag} must be WIDTHxHEIGHT, e.g. 500x375; got {value!r}')
+    return tuple(map(int, parts))
+
+
 def cmd_check(args):
     from .contract import contract_config, run_checks
     from .data.catalog import load_dataset_cfg
@@ -46,10 +54,7 @@ def cmd_check(args):
 
 def cmd_make_synthetic(args):
     from .data.synthetic import make_synthetic
-    parts = args.size.lower().split('x')
-    if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts):
-        raise ValueError(f'--size must be WIDTHxHEIGHT, e.g. 500x375; got {args.size!r}')
-    size = tuple(map(int, parts))
+    size = _width_height(args.size, '--size')
     make_synthetic(args.out, seed=args.seed, n_val=args.n_val, n_seg_train=args.n_seg_train,
                    n_caption_train=args.n_caption_train, n_caption_val=args.n_caption_val,
                    size=size, layouts=args.layouts.split(','))
@@ -153,12 +158,33 @@ def _csv_list(values):
     return [v for value in values or () for v in str(value).split(',') if v]
 
 
+def _gpu_report(args):
+    from .bench.speed.gpu_report import run_gpu_report
+    backbones = _csv_list(args.backbones) or ['vit-b16']
+    sizes = _csv_list(args.sizes) or ['224']
+    if len(backbones) > 1 or len(sizes) > 1:
+        raise ValueError(f'--gpu-report measures one backbone at one size; got --backbones '
+                         f'{",".join(backbones)} --sizes {",".join(sizes)}')
+    return run_gpu_report(
+        out=args.out, device=args.device, backbone=backbones[0], batch=args.batch or 64,
+        size=int(sizes[0]), warmup=5 if args.warmup is None else args.warmup,
+        reps=args.reps or 20, peak_tflops=args.peak_tflops, compile_model=args.compile,
+        n_images=args.eval_images, image_size=_width_height(args.eval_size, '--eval-size'),
+        eval_batch=args.eval_batch, workers=args.eval_workers, ddp_procs=args.ddp_procs,
+        data_root=args.data_root)
+
+
 def cmd_speed(args):
-    from .bench.speed import run_speed
+    if args.gpu_report:
+        return _gpu_report(args)
+    from .bench.speed.run import run_speed
     failures = run_speed(
-        methods=_csv_list(args.methods) or None, backbones=_csv_list(args.backbones),
-        sizes=[int(s) for s in _csv_list(args.sizes)], device=args.device, out=args.out,
-        modes=_csv_list(args.modes), warmup=args.warmup, reps=args.reps, batch=args.batch,
+        methods=_csv_list(args.methods) or None,
+        backbones=_csv_list(args.backbones) or ['tiny', 'vit-b16'],
+        sizes=[int(s) for s in _csv_list(args.sizes) or ['224']], device=args.device,
+        out=args.out, modes=_csv_list(args.modes),
+        warmup=1 if args.warmup is None else args.warmup, reps=args.reps or 2,
+        batch=args.batch,
         train_batch=args.train_batch, classes=args.classes, crop=args.crop,
         stride=args.stride, compare=args.compare,
         precisions=_csv_list(args.precision) or None, compile_model=args.compile,
@@ -287,18 +313,20 @@ def build_parser():
     s = sub.add_parser('speed', help='images/s, FLOPs, memory of every method x backbone x '
                        'size (random weights; docs/speed.md)')
     s.add_argument('--methods', nargs='+', help='default: every registered method')
-    s.add_argument('--backbones', nargs='+', default=['tiny,vit-b16'],
-                   help='tiny, vit-b16, vit-l14 or any open_clip model name')
-    s.add_argument('--sizes', nargs='+', default=['224'], help='square input sizes, px')
+    s.add_argument('--backbones', nargs='+', help='tiny, vit-b16, vit-l14 or any open_clip '
+                   'model name (default: tiny,vit-b16; --gpu-report: vit-b16)')
+    s.add_argument('--sizes', nargs='+', help='square input sizes, px (default: 224)')
     s.add_argument('--device', choices=['cpu', 'cuda'], help='default: cuda if available')
     s.add_argument('--out', default='work_dirs/speed', help='speed.csv, speed.md and '
                    'speed.png go here (rows are added; a rerun of a cell replaces its row)')
     s.add_argument('--modes', nargs='+', default=['whole,slide,train'],
                    help='whole, slide and/or train')
-    s.add_argument('--warmup', type=int, default=1, help='untimed calls per measurement')
-    s.add_argument('--reps', type=int, default=2, help='timed calls per measurement')
+    s.add_argument('--warmup', type=int, help='untimed calls per measurement (default: 1; '
+                   '--gpu-report: 5)')
+    s.add_argument('--reps', type=int, help='timed calls per measurement (default: 2; '
+                   '--gpu-report: 20)')
     s.add_argument('--batch', type=int, help='images per inference call (default: 1 on '
-                   'CPU, 16 on CUDA)')
+                   'CPU, 16 on CUDA; --gpu-report: 64)')
     s.add_argument('--train-batch', type=int, help='samples per training step (default: 2 '
                    'on CPU, 16 on CUDA)')
     s.add_argument('--classes', type=int, default=21, help='class embeddings at inference')
@@ -310,7 +338,8 @@ def build_parser():
     s.add_argument('--precision', nargs='+', help='fp32 and/or bf16 (default: fp32 on CPU, '
                    'both on CUDA)')
     s.add_argument('--compile', action='store_true',
-                   help='also time torch.compile(predict_dense) (slow to compile on CPU)')
+                   help='also time torch.compile(predict_dense) (--gpu-report: of the '
+                   'backbone\'s forward_dense); slow to compile on CPU')
     s.add_argument('--text-vocabulary', default='synth_voc',
                    help="first vs cached class embeddings of this vocabulary ('none': skip)")
     s.add_argument('--text-templates', default='single', help='single or imagenet80')
@@ -320,6 +349,21 @@ def build_parser():
     s.add_argument('--data-root', help="the dataset's root folder, if not the config's own")
     s.add_argument('--threads', type=int, help="torch CPU threads (default: torch's, one per "
                    'core); recorded in the device column')
+    g = s.add_argument_group('the one-command GPU check (tools/gpu_check.sh; docs/speed.md)')
+    g.add_argument('--gpu-report', action='store_true', help='MFU of the backbone\'s bf16 '
+                   'dense forward, evaluation throughput batched vs per-window, DDP rows: '
+                   'OUT/gpu_report.md')
+    g.add_argument('--peak-tflops', type=float, help='the device\'s dense bf16 peak for '
+                   'MFU (default: by device name; none on CPU)')
+    g.add_argument('--eval-images', type=int, default=1449, help='synthetic evaluation '
+                   'images (default: VOC val\'s 1449)')
+    g.add_argument('--eval-size', default='500x375', help='their WIDTHxHEIGHT')
+    g.add_argument('--eval-batch', type=int, help='images per evaluation batch (default: 16 '
+                   'on CUDA, 2 on CPU)')
+    g.add_argument('--eval-workers', type=int, help='DataLoader workers (default: 8 or the '
+                   'cores, if fewer)')
+    g.add_argument('--ddp-procs', type=int, help='processes of the DDP row (default: the '
+                   'visible GPUs; under 2: skipped)')
     s.set_defaults(func=cmd_speed)
     return p
 

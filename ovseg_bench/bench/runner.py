@@ -13,6 +13,7 @@ trainings side by side get ~1.3x the throughput of one using both cores.
 ``--shard K/N`` runs a deterministic 1/N of the matrix (:func:`shard_cells`), so that N
 processes, e.g. the tasks of a Slurm job array, run it together into one results.csv.
 """
+import contextlib
 import copy
 import fnmatch
 import glob
@@ -27,6 +28,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
+import torch
 from mmengine.config import Config
 
 from .. import config as C
@@ -458,6 +460,18 @@ def plan_cells(matrix, csv_path, only, force, shard=None):
     return plan
 
 
+@contextlib.contextmanager
+def torch_threads(n=None):
+    """torch's CPU threads set to ``n`` inside the block (None: unchanged), then restored."""
+    before = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False, shard=None):
     """Run every selected cell not already in the results; returns the list of failures.
 
@@ -465,7 +479,6 @@ def run_matrix(matrix_path, only='', force=False, out_dir=None, dry_run=False, s
     ``shard``: ``'K/N'``, run only that 1/N of the cells (:func:`shard_cells`); the shards
     of a matrix may run at once, on several machines sharing ``out_dir``: they append to
     one results.csv under its lock, and the first to start makes the prerequisites."""
-    from .speed import torch_threads
     shard = parse_shard(shard)
     matrix = C.read_config_file(matrix_path)
     check_matrix(matrix)

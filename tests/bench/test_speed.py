@@ -1,5 +1,6 @@
 """``ovseg-bench speed``: FLOPs against hand counts, the naive paths against the fast ones, and
 the command end to end on the tiny backbone (random weights, seconds)."""
+import argparse
 import csv
 
 import pytest
@@ -7,44 +8,35 @@ import torch
 import torch.nn.functional as F
 
 from ovseg_bench.backbones._vit import matmul_attention, variant_attention
-from ovseg_bench.bench import speed
+from ovseg_bench.bench.speed import inputs, report
+from ovseg_bench.bench.speed.flops import (count_flops, frozen_parameters, peak_bf16_tflops,
+                                           vit_dense_forward_flops)
+from ovseg_bench.bench.speed.train_step import TrainerStep
 from ovseg_bench.registry import METHODS, load_plugins, names
 
 load_plugins()
 
 
-def vit_forward_flops(bb, size, batch=1):
-    """FLOPs of ``forward_dense`` (standard last block) of an open_clip ViT, from its dims:
-    patch convolution, per block q/k/v projections, scores, weighted values, out-projection
-    and MLP, then ``ln_post @ proj`` of the class token and of every patch token."""
-    w, layers, d, p = bb.width, bb.num_layers, bb.embed_dim, bb.patch_size
-    patches = (size // p) ** 2
-    tokens = patches + 1
-    mlp = bb.model.visual.transformer.resblocks[0].mlp.c_fc.out_features   # hidden width
-    conv = 2 * patches * w * 3 * p * p
-    block = (2 * tokens * w * 3 * w + 2 * 2 * tokens * tokens * w + 2 * tokens * w * w
-             + 2 * 2 * tokens * w * mlp)
-    return batch * (conv + layers * block + 2 * tokens * w * d)
-
-
 def test_count_flops_of_a_linear_layer():
     lin = torch.nn.Linear(48, 20)
     x = torch.randn(7, 48)
-    assert speed.count_flops(lambda: lin(x)) == 2 * 7 * 48 * 20
+    assert count_flops(lambda: lin(x)) == 2 * 7 * 48 * 20
     # backward: the gradient of the input and of the weight, one matmul each
     x.requires_grad_(True)
-    assert speed.count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * 7 * 48 * 20
+    assert count_flops(lambda: lin(x).sum().backward()) == 3 * 2 * 7 * 48 * 20
 
 
 def test_count_flops_of_the_tiny_vit_matches_its_dims(tiny_backbone):
-    """Both attention paths of torch are counted: the fused MultiheadAttention kernel (eval,
-    no grad) and scaled_dot_product_attention (grad enabled), which the stock counter
-    leaves at zero on CPU."""
+    """The counter against the count from the ViT's dims (patch convolution, per block
+    q/k/v, scores, weighted values, out-projection and MLP, then the projection of every
+    token), on both attention paths of torch: the fused MultiheadAttention kernel (eval, no
+    grad) and scaled_dot_product_attention (grad enabled), which the stock counter leaves at
+    zero on CPU."""
     x = torch.randn(2, 3, 64, 64)
-    expected = vit_forward_flops(tiny_backbone, 64, batch=2)
+    expected = vit_dense_forward_flops(tiny_backbone, 64, batch=2)
     with torch.no_grad():
-        assert speed.count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
-    assert speed.count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
+        assert count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
+    assert count_flops(lambda: tiny_backbone.forward_dense(x)) == expected
 
 
 @pytest.mark.parametrize('kind', ['vv', 'csa'])
@@ -71,13 +63,13 @@ def test_sdpa_and_matmul_attention_agree(kind, tiny_backbone):
 
 
 def test_peak_bf16_rates_by_device_name():
-    assert speed.peak_bf16_tflops('NVIDIA H200') == 989.0
-    assert speed.peak_bf16_tflops('NVIDIA H100 80GB HBM3') == 989.0
-    assert speed.peak_bf16_tflops('NVIDIA H100 PCIe') == 756.0
-    assert speed.peak_bf16_tflops('NVIDIA A100-SXM4-80GB') == 312.0
-    assert speed.peak_bf16_tflops('NVIDIA L40S') == 362.0
-    assert speed.peak_bf16_tflops('NVIDIA L40') is None       # not the L4
-    assert speed.peak_bf16_tflops('Tesla V100-SXM2-16GB') is None
+    assert peak_bf16_tflops('NVIDIA H200') == 989.0
+    assert peak_bf16_tflops('NVIDIA H100 80GB HBM3') == 989.0
+    assert peak_bf16_tflops('NVIDIA H100 PCIe') == 756.0
+    assert peak_bf16_tflops('NVIDIA A100-SXM4-80GB') == 312.0
+    assert peak_bf16_tflops('NVIDIA L40S') == 362.0
+    assert peak_bf16_tflops('NVIDIA L40') is None       # not the L4
+    assert peak_bf16_tflops('Tesla V100-SXM2-16GB') is None
 
 
 @pytest.mark.parametrize('method', names(METHODS))
@@ -87,21 +79,23 @@ def test_every_method_is_counted_and_trained_on_synthetic_inputs(method):
     one asks for, one step of its real loss changing its weights. Methods that train on
     images and captions alone are timed end to end by the command test."""
     device = torch.device('cpu')
-    head, train_cfg, pipeline = speed.build_head(method, 'tiny', device)
+    head, _, pipeline = inputs.build_head(method, 'tiny', device)
     head.eval()
-    embeds = speed.random_class_embeds(3, head.backbone.embed_dim, device)
-    images = speed.synthetic_images(1, 32, device)
+    embeds = inputs.random_class_embeds(3, head.backbone.embed_dim, device)
+    images = inputs.synthetic_images(1, 32, device)
     flags = [p.requires_grad for p in head.parameters()]
-    with torch.no_grad(), speed.frozen_parameters(head):
-        assert speed.count_flops(lambda: head.predict_dense(images, embeds)) > 0
+    with torch.no_grad(), frozen_parameters(head):
+        assert count_flops(lambda: head.predict_dense(images, embeds)) > 0
     assert [p.requires_grad for p in head.parameters()] == flags      # restored
     if not (head.trainable and head.train_views):
         return
-    batch = speed.synthetic_train_batch(head, 32, 2, pipeline)
+    step = TrainerStep(method, 'tiny', device, 'fp32')
+    batch = inputs.synthetic_train_batch(step.head, 32, 2, pipeline)
     assert set(head.train_views) <= set(batch)
-    before = {n: p.detach().clone() for n, p in head.named_parameters() if p.requires_grad}
-    speed.training_step(head, train_cfg, batch, device, 'fp32')()
-    changed = [n for n, p in head.named_parameters() if n in before
+    before = {n: p.detach().clone() for n, p in step.head.named_parameters()
+              if p.requires_grad}
+    step(batch)
+    changed = [n for n, p in step.head.named_parameters() if n in before
                and not torch.equal(before[n], p)]
     assert changed, f'{method}: the training step changed no weight'
 
@@ -115,7 +109,7 @@ def test_speed_command_writes_rows_and_plot(tmp_path, tiny_backbone):
     assert code == 0
     with open(out / 'speed.csv', newline='') as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == speed.FIELDS
+        assert reader.fieldnames == report.FIELDS
         rows = list(reader)
     cells = {(r['method'], r['mode'], r['path']): r for r in rows}
     assert set(cells) == {
@@ -134,7 +128,8 @@ def test_speed_command_writes_rows_and_plot(tmp_path, tiny_backbone):
         assert float(row['peak_mem_mb']) >= 0
     # CLIP's dense logits: the ViT forward, then the patch-class cosine (5 classes)
     patches = (64 // tiny_backbone.patch_size) ** 2
-    whole = vit_forward_flops(tiny_backbone, 64) + 2 * patches * tiny_backbone.embed_dim * 5
+    whole = (vit_dense_forward_flops(tiny_backbone, 64)
+             + 2 * patches * tiny_backbone.embed_dim * 5)
     assert int(cells[('CLIP', 'whole', 'batched')]['flops_per_image']) == whole
     # 3 x 3 windows of 32 px: per-window and batched do the same arithmetic
     slide = cells[('CLIP', 'slide', 'batched')]
@@ -153,3 +148,88 @@ def test_speed_command_writes_rows_and_plot(tmp_path, tiny_backbone):
     assert len(again) == len(rows) + 2
     free = [r for r in again if r['method'] == 'MaskCLIP' and r['mode'] == 'train']
     assert free[0]['images_per_s'] == '' and free[0]['note'] == 'training-free'
+
+
+def _table(text, header):
+    """The rows (lists of cells) of the Markdown table whose header starts with ``header``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(header))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith('|'):
+            break
+        rows.append([c.strip() for c in line.strip('|').split('|')])
+    return rows
+
+
+def _distributed_test_cli():
+    """Whether ``ovseg-bench test`` takes ``--launcher`` (distributed evaluation)."""
+    from ovseg_bench.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    return any('--launcher' in a.option_strings for a in sub.choices['test']._actions)
+
+
+def test_gpu_report_reduced_on_cpu(tmp_path, tiny_backbone):
+    """The GPU check's code paths on CPU: the tiny CLIP's bf16 forward with a given peak (MFU
+    arithmetic), SCLIP's preset on two synthetic images batched and per window, the DDP
+    row on 2 gloo processes where ``test`` is distributed (skipped otherwise), one report."""
+    from ovseg_bench.cli import main
+    out = tmp_path / 'gpu'
+    ddp = _distributed_test_cli()
+    assert main(['speed', '--gpu-report', '--device', 'cpu', '--backbones', 'tiny',
+                 '--batch', '2', '--sizes', '64', '--warmup', '0', '--reps', '1',
+                 '--peak-tflops', '0.5', '--eval-images', '2', '--eval-size', '64x48',
+                 '--eval-batch', '2', '--eval-workers', '0', '--out', str(out),
+                 *(['--ddp-procs', '2'] if ddp else [])]) == 0
+    text = (out / 'gpu_report.md').read_text()
+    assert '**All weights are random**' in text
+    assert 'Peak: 0.5 TFLOP/s dense bf16 (`--peak-tflops`)' in text
+    [mfu] = _table(text, '| path | ms / batch')
+    path, ms, ips, counted, dims, tflops, share = mfu
+    assert path == 'eager'
+    gflop = vit_dense_forward_flops(tiny_backbone, 64) / 1e9
+    assert float(counted) == float(dims) == pytest.approx(gflop, abs=1e-3)
+    assert float(ips) == pytest.approx(2 / (float(ms) / 1e3), rel=0.01)
+    assert float(tflops) == pytest.approx(float(ips) * gflop / 1e3, rel=0.01)
+    assert float(share.rstrip('%')) == pytest.approx(100 * float(tflops) / 0.5, abs=0.1)
+    evals = {(r[0], r[1]): r for r in _table(text, '| path | precision')}
+    assert set(evals) == {('batched windows', 'bf16'), ('batched windows', 'fp32'),
+                          ('per-window loop', 'fp32'), ('DataLoader alone', '-')}
+    assert evals['per-window loop', 'fp32'][2] == '1'          # batch 1
+    for row in evals.values():
+        assert float(row[4]) > 0                                 # images/s
+    assert evals['batched windows', 'fp32'][7] == evals['per-window loop', 'fp32'][7]
+    # the dense logits alone: same arithmetic batched and per window, MFU over the given peak
+    model = {(r[0], r[1]): r for r in _table(text, '| path | precision | images/batch | images/s')}
+    assert set(model) == set(evals) - {('DataLoader alone', '-')}
+    assert model['batched windows', 'fp32'][4] == model['per-window loop', 'fp32'][4]
+    for row in model.values():
+        assert float(row[3]) > 0 and float(row[4]) > 0
+        assert float(row[6].rstrip('%')) == pytest.approx(100 * float(row[5]) / 0.5, abs=0.1)
+    assert 'x the batch-1 fp32 per-window loop' in text
+    assert '(agree; tolerance' in text
+    if ddp:
+        assert 'processes' in text and '(match)' in text
+    else:
+        assert 'DDP: skipped (no GPU).' in text
+    assert 'Every measurement ran and every comparison agreed.' in text
+    for name in ('batched_bf16', 'batched_fp32', 'per_window_fp32'):
+        cfg = (out / 'configs' / f'gpu_check_{name}.py').read_text()
+        assert 'pretrained=None' in cfg and 'sclip_vit_b16.py' in cfg
+
+
+def test_gpu_report_mfu_without_a_peak_is_na(tiny_backbone):
+    from ovseg_bench.bench.speed.gpu_check import mfu_rows
+    [row] = mfu_rows('tiny', torch.device('cpu'), 1, 32, 0, 1, None, False)
+    assert row['mfu'] is None and row['tflops'] > 0
+    assert row['counted'] == row['analytic']
+
+
+def test_gpu_report_ddp_command_is_the_test_cli_under_torchrun(tmp_path):
+    from ovseg_bench.bench.speed.gpu_check import ddp_command
+    cmd = ddp_command(tmp_path / 'c.py', 4, tmp_path / 'data', tmp_path / 'w')
+    assert cmd[1:4] == ['-m', 'torch.distributed.run', '--standalone']
+    assert '--nproc_per_node=4' in cmd
+    i = cmd.index('ovseg_bench.cli')
+    assert cmd[i + 1:i + 3] == ['test', str(tmp_path / 'c.py')]
+    assert cmd[cmd.index('--launcher') + 1] == 'pytorch'
