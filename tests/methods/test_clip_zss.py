@@ -469,7 +469,7 @@ def test_split_indices_are_the_published_lists():
     alt = Config.fromfile(str(REPO / 'configs/_base_/zero_shot/context59_zs3net.py')
                           ).zero_shot_splits.context59
     assert sorted(alt) == sorted(ZS3NET_CONTEXT) and set(alt) <= set(dataset_classes('context59'))
-    ctx = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_vit-b16_context.py'))
+    ctx = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_vit_b16_context.py'))
     assert list(ctx.method.unseen_classes) == list(cfg.zero_shot_splits.context59)
     ignore = [t for t in ctx.train_data.pipeline if t['type'] == 'IgnoreUnseenClasses'][0]
     assert list(ignore['unseen']) == list(cfg.zero_shot_splits.context59)
@@ -535,14 +535,14 @@ def test_an_mmseg_encoder_states_its_initialisation(backbone, tmp_path):
 def test_the_configs_encoders(backbone):
     """The paper configs: an ImageNet-initialised SegFormer MiT-B5 at a named local path; the
     tiny default: the CLIP-ViT student; its MiT-B0 variant: random initialisation stated."""
-    for name in ('voc', 'context', 'coco-stuff'):
-        enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit-b16_{name}.py')
+    for name in ('voc', 'context', 'coco_stuff'):
+        enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit_b16_{name}.py')
                               ).method.encoder
         assert enc.type == 'mmseg' and enc.backbone.type == 'MixVisionTransformer'
         assert enc.backbone.num_layers == [3, 6, 40, 3] and enc.pretrained.endswith('.pth')
     tiny = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_tiny_synth.py'))
     assert dict(tiny.method.encoder) == dict(type='clip_vit')
-    mit = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_mit-b0_synth.py'))
+    mit = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_mit_b0_synth.py'))
     assert mit.method.encoder.pretrained is None
     assert mit.method.encoder.backbone.num_layers == [2, 2, 2, 2]
     assert {k: v for k, v in mit.method.items() if k != 'encoder'} == \
@@ -552,6 +552,34 @@ def test_the_configs_encoders(backbone):
         out = head.predict_dense(torch.randn(1, 3, 64, 64),
                                  F.normalize(torch.randn(3, backbone.embed_dim), dim=-1))
     assert out.shape == (1, 3, 16, 16)           # SegFormer's output stride 4
+
+
+def _bases(path):
+    """The ``_base_`` list of a config file, resolved to paths (read, not executed)."""
+    import ast
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == '_base_':
+            return [(path.parent / p).resolve() for p in ast.literal_eval(node.value)]
+    return []
+
+
+@pytest.mark.parametrize('path', sorted((REPO / 'configs/clip_zss').glob('*.py')),
+                         ids=lambda p: p.name)
+def test_configs_inherit_one_level_from_base_files(path):
+    """Every CLIP-ZSS config is named {method}_{backbone}_{data} and inherits only from files
+    under configs/_base_, which inherit from nothing; its unseen pixels are ignored by the
+    split of the dataset it trains on."""
+    assert path.stem.startswith('clip_zss_') and '-' not in path.stem
+    base_dir = (REPO / 'configs/_base_').resolve()
+    for base in _bases(path):
+        assert base.is_file() and base_dir in base.parents, base
+        assert _bases(base) == [], f'{base} has a _base_ of its own'
+    cfg = Config.fromfile(str(path))
+    ignore = [t for t in cfg.train_data.pipeline if t['type'] == 'IgnoreUnseenClasses']
+    assert len(ignore) == 1
+    assert ignore[0]['dataset'] == cfg.method.train_dataset == cfg.train_data.name
+    assert list(ignore[0]['unseen']) == list(cfg.method.unseen_classes) \
+        == list(cfg.unseen_classes[cfg.method.train_dataset])
 
 
 def test_the_trainer_checkpoints_and_resumes_the_memory_bank(synth_root, tmp_path, monkeypatch):
