@@ -9,7 +9,7 @@ method = dict(
     type='ViLSeg',
     num_clusters=16,          # C: >= the 14 classes of the synthetic world (over-splitting a
                               # class only costs smaller groups; merging two loses one)
-    global_pool='mean',       # image embedding = mean patch embedding (see the docstring)
+    global_pool='cls',        # image embedding for the contrasts: the class token
     last_block='std',
     proj_dim=128,             # vision-contrast projection (SimCLR-style MLP)
     vision_temperature=0.1,
