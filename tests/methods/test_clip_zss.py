@@ -12,9 +12,10 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 from methods.clip_zss import (CLIPZSS, IgnoreUnseenClasses, PackImageInfo,
-                              PseudoWeightSynthesizer, class_token_attention, dataset_classes,
-                              focal_dice_loss, fuse_groups, label_fractions, masked_info_nce,
-                              multiscale_regions, pseudo_regions, seeded_kmeans, window_seeds)
+                              PseudoWeightSynthesizer, SigmoidLogits, class_token_attention,
+                              dataset_classes, focal_dice_loss, fuse_groups, label_fractions,
+                              masked_info_nce, multiscale_regions, pseudo_regions,
+                              seeded_kmeans, window_seeds)
 from ovseg_bench.backbones import OpenCLIPBackbone
 from ovseg_bench.engine.metrics import OVIoUMetric, harmonic_mean
 from ovseg_bench.segmentor import OVSegmentor
@@ -430,6 +431,22 @@ def test_nel_loss_matches_zegclips_criterion():
     ref_focal, ref_dice = _zegclip_focal_dice(logits, target)
     assert focal == pytest.approx(float(ref_focal), rel=1e-5)
     assert dice == pytest.approx(float(ref_dice), rel=1e-5)
+
+
+def test_sigmoid_logits_start_at_the_prior_odds_of_one_class_in_n(backbone):
+    """The NEL and BCE logits start by SigLIP's rule, the bias at the log prior odds of a
+    positive (one seen class of 11 here): at cosine 0 the probability is the prior 1/11, and
+    a matching cosine of 0.5 is already a confident positive. With SigLIP's batch bias (-10)
+    no cosine could reach p = 0.6, and a bias moves by ~lr per AdamW step, so the focal loss
+    never saturates and drags every seen pixel onto its class's text embedding."""
+    head = make_head(backbone)
+    n = len(SEEN)
+    for logits in (head.nel_logits, head.bce_logits):
+        assert logits.bias.item() == pytest.approx(-math.log(n - 1))
+        assert torch.sigmoid(logits(torch.tensor(0.0))).item() == pytest.approx(1 / n)
+        assert torch.sigmoid(logits(torch.tensor(0.5))).item() > 0.9
+    siglip = SigmoidLogits()
+    assert torch.sigmoid(siglip(torch.tensor(1.0))).item() < 0.6
 
 
 # ---------------------------------------------------------------- configs
