@@ -28,8 +28,7 @@ train_data = dict(
         dict(type='ToTensorRGB'),
     ])
 
-# 180 steps of 32 (~2 epochs; 600 before the default benchmark's 15-minute budget,
-# docs/measurements.md).
+# 180 steps of 32 (~2 epochs; the schedule's cost: docs/measurements.md).
 train = dict(iters=180, batch_size=32, lr=5e-4, weight_decay=0.05, warmup_iters=15,
              backbone_lr_mult=0.1, num_workers=2, log_interval=20, checkpoint_interval=180,
              max_keep_ckpts=1, seed=0)
