@@ -1,8 +1,8 @@
 # CLIP-ZSS on the embedded default with the paper's kind of encoder: a closed-set SegFormer
 # (mmseg's MiT-B0) instead of the default's copy of the tiny CLIP's image tower; otherwise the
 # default's recipe (configs/_base_/methods/clip_zss_tiny_synth.py). Without ImageNet weights
-# it learns the seen classes but predicts no unseen one (docs/methods/clip_zss.md). Not in
-# the default matrix (its name does not end in _tiny_synth).
+# it transfers less to the unseen classes than the default's student (docs/methods/
+# clip_zss.md). Not in the default matrix (its name does not end in _tiny_synth).
 #   ovseg-bench train configs/clip_zss/clip_zss_mit_b0_synth.py
 _base_ = ['../_base_/backbones/tiny_synth.py', '../_base_/protocols/synth.py',
           '../_base_/zero_shot/splits.py', '../_base_/methods/clip_zss_tiny_synth.py']

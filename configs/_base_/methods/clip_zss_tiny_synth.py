@@ -7,8 +7,8 @@ method = dict(
     train_dataset='synth_coco',            # its classes fix the label order
     # The encoder: a trainable copy of the tiny CLIP's image tower. The paper's encoders are
     # closed-set segmenters initialised on ImageNet, which these machines do not have; a
-    # randomly initialised SegFormer MiT-B0 learns the seen classes but never predicts an
-    # unseen one here (clip_zss_mit_b0_synth.py, docs/methods/clip_zss.md).
+    # randomly initialised SegFormer MiT-B0 transfers less to the unseen classes here
+    # (clip_zss_mit_b0_synth.py, docs/methods/clip_zss.md).
     encoder=dict(type='clip_vit'),
     templates='imagenet80',                # seen-class text embeddings, as the protocol's
     use_glm=True,                          # Global Learning Module
