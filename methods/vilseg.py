@@ -99,11 +99,11 @@ class ViLSeg(MethodHead):
     * Initialisation: both encoders start from the shared CLIP backbone (the benchmark's
       rule; the paper trains from scratch) and are trained jointly with the heads (the
       backbone's learning rate is the trainer's ``backbone_lr_mult``).
-    * Image embedding (``global_pool='mean'``): both contrasts use the mean of the patch
-      embeddings in the joint space, not the class token. Inference classifies *means of
-      patch embeddings* (of a group) against text, so the embedding that is trained against
-      captions is a mean of the same patch embeddings; with the class token the dense
-      embeddings would never meet the text during training. ``'cls'`` is available.
+    * Image embedding (``global_pool='cls'``): both contrasts use the class token, as CLIP
+      pools. With the mean of the patch embeddings (``'mean'``) every patch of an image
+      receives the same gradient towards its caption and its own image's global view, which
+      makes the patches of an image alike and leaves the clustering fewer groups to find
+      (docs/methods/vilseg.md).
     * Dense embeddings: the standard last block (``last_block='std'``), the plain encoder
       output the paper clusters; the backbone's other variants can be chosen.
     * Views: the global and local crops come from the data pipeline (``MultiCropViews``,
@@ -127,7 +127,7 @@ class ViLSeg(MethodHead):
       vision contrast a fixed ``vision_temperature`` (0.1, SimCLR's usual value).
     * Inference assignment is hard (argmax), as in the paper: one score vector per group.
     """
-    def __init__(self, backbone, num_clusters=8, global_pool='mean', last_block='std',
+    def __init__(self, backbone, num_clusters=8, global_pool='cls', last_block='std',
                  proj_dim=128, proj_hidden=None, cluster_hidden=None, vision_temperature=0.1,
                  vision_weight=1.0, cross_weight=1.0, cluster_weight=1.0, detach_cluster=False,
                  cluster_augment=CLUSTER_AUGMENT):

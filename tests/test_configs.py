@@ -29,7 +29,7 @@ def test_the_vit_b16_configs_are_found():
     names = {p.name for p in VIT_B16_CONFIGS}
     assert {'maskclip_vit_b16.py', 'clip_vit_b16.py', 'pacl_vit_b16.py',
             'segclip_vit_b16_cc3m_coco.py', 'vilseg_vit_b16.py'} <= names
-    assert any(n.startswith('clip_zss_vit-b16') for n in names)
+    assert any(n.startswith('clip_zss_vit_b16_') for n in names)
 
 
 def caption_pipeline(train_data):

@@ -22,7 +22,7 @@ _base_ = ['../_base_/backbones/vit_b16.py', '../_base_/protocols/groupvit.py']
 method = dict(
     type='ViLSeg',
     num_clusters=32,          # choice: real vocabularies are far larger than the synthetic 14
-    global_pool='mean', last_block='std',
+    global_pool='cls', last_block='std',
     proj_dim=256, vision_temperature=0.1,
     vision_weight=1.0, cross_weight=1.0, cluster_weight=1.0)
 

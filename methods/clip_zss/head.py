@@ -95,9 +95,9 @@ class CLIPZSS(MethodHead):
                              f'{list(LOSS_WEIGHTS)}')
         self.loss_weights = {**LOSS_WEIGHTS, **(loss_weights or {})}
         dim = backbone.embed_dim
-        self.nel_logits = SigmoidLogits()
+        self.nel_logits = SigmoidLogits.for_classes(len(self.seen))
         self.synthesizer = PseudoWeightSynthesizer(dim, synthesizer_heads) if use_plm else None
-        self.bce_logits = SigmoidLogits() if use_plm else None
+        self.bce_logits = SigmoidLogits.for_classes(len(self.seen)) if use_plm else None
         self.bank = ClassTokenBank(queue_size if use_glm else 0, dim)
         self._seen_text = None
         self.teacher_dropped = False

@@ -40,8 +40,16 @@ class PseudoWeightSynthesizer(nn.Module):
 
 
 class SigmoidLogits(nn.Module):
-    """Cosine -> logit for sigmoid losses: ``exp(t) * cos + b``, ``t`` and ``b`` learned,
-    initialised as SigLIP's (scale 10, bias -10)."""
+    """Cosine -> logit for sigmoid losses: ``exp(t) * cos + b``, ``t`` and ``b`` learned.
+
+    Initialised by SigLIP's rule: scale 10, and the bias at the log prior odds of a positive,
+    so that training starts near the prior (SigLIP's -10 is that rule for one positive in its
+    ~32k-pair batch; :meth:`for_classes` applies it to one positive class among ``n``)."""
+
+    @classmethod
+    def for_classes(cls, n):
+        """Logits of one-of-``n`` targets: bias ``log(1 / (n - 1))``."""
+        return cls(bias=-math.log(max(n - 1, 1)))
 
     def __init__(self, scale=10.0, bias=-10.0):
         super().__init__()

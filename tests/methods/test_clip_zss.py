@@ -11,9 +11,10 @@ import torch
 import torch.nn.functional as F
 from mmengine.config import Config
 
-from ovseg_bench_methods.clip_zss import (CLIPZSS, PseudoWeightSynthesizer, class_token_attention,
-                              focal_dice_loss, fuse_groups, label_fractions, masked_info_nce,
-                              multiscale_regions, pseudo_regions, seeded_kmeans, window_seeds)
+from ovseg_bench_methods.clip_zss import (
+    CLIPZSS, PseudoWeightSynthesizer, SigmoidLogits, class_token_attention, focal_dice_loss,
+    fuse_groups, label_fractions, masked_info_nce, multiscale_regions, pseudo_regions,
+    seeded_kmeans, window_seeds)
 from ovseg_bench.backbones import OpenCLIPBackbone
 from ovseg_bench.data.zero_shot import IgnoreUnseenClasses, PackImageInfo, dataset_classes
 from ovseg_bench.engine.metrics import OVIoUMetric, harmonic_mean
@@ -432,6 +433,22 @@ def test_nel_loss_matches_zegclips_criterion():
     assert dice == pytest.approx(float(ref_dice), rel=1e-5)
 
 
+def test_sigmoid_logits_start_at_the_prior_odds_of_one_class_in_n(backbone):
+    """The NEL and BCE logits start by SigLIP's rule, the bias at the log prior odds of a
+    positive (one seen class of 11 here): at cosine 0 the probability is the prior 1/11, and
+    a matching cosine of 0.5 is already a confident positive. With SigLIP's batch bias (-10)
+    no cosine could reach p = 0.6, and a bias moves by ~lr per AdamW step, so the focal loss
+    never saturates and drags every seen pixel onto its class's text embedding."""
+    head = make_head(backbone)
+    n = len(SEEN)
+    for logits in (head.nel_logits, head.bce_logits):
+        assert logits.bias.item() == pytest.approx(-math.log(n - 1))
+        assert torch.sigmoid(logits(torch.tensor(0.0))).item() == pytest.approx(1 / n)
+        assert torch.sigmoid(logits(torch.tensor(0.5))).item() > 0.9
+    siglip = SigmoidLogits()
+    assert torch.sigmoid(siglip(torch.tensor(1.0))).item() < 0.6
+
+
 # ---------------------------------------------------------------- configs
 def test_configs_declare_splits_for_every_evaluated_dataset():
     splits = Config.fromfile(str(REPO / 'configs/_base_/zero_shot/splits.py')).zero_shot_splits
@@ -469,7 +486,7 @@ def test_split_indices_are_the_published_lists():
     alt = Config.fromfile(str(REPO / 'configs/_base_/zero_shot/context59_zs3net.py')
                           ).zero_shot_splits.context59
     assert sorted(alt) == sorted(ZS3NET_CONTEXT) and set(alt) <= set(dataset_classes('context59'))
-    ctx = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_vit-b16_context.py'))
+    ctx = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_vit_b16_context.py'))
     assert list(ctx.method.unseen_classes) == list(cfg.zero_shot_splits.context59)
     ignore = [t for t in ctx.train_data.pipeline if t['type'] == 'IgnoreUnseenClasses'][0]
     assert list(ignore['unseen']) == list(cfg.zero_shot_splits.context59)
@@ -535,14 +552,14 @@ def test_an_mmseg_encoder_states_its_initialisation(backbone, tmp_path):
 def test_the_configs_encoders(backbone):
     """The paper configs: an ImageNet-initialised SegFormer MiT-B5 at a named local path; the
     tiny default: the CLIP-ViT student; its MiT-B0 variant: random initialisation stated."""
-    for name in ('voc', 'context', 'coco-stuff'):
-        enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit-b16_{name}.py')
+    for name in ('voc', 'context', 'coco_stuff'):
+        enc = Config.fromfile(str(REPO / f'configs/clip_zss/clip_zss_vit_b16_{name}.py')
                               ).method.encoder
         assert enc.type == 'mmseg' and enc.backbone.type == 'MixVisionTransformer'
         assert enc.backbone.num_layers == [3, 6, 40, 3] and enc.pretrained.endswith('.pth')
     tiny = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_tiny_synth.py'))
     assert dict(tiny.method.encoder) == dict(type='clip_vit')
-    mit = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_mit-b0_synth.py'))
+    mit = Config.fromfile(str(REPO / 'configs/clip_zss/clip_zss_mit_b0_synth.py'))
     assert mit.method.encoder.pretrained is None
     assert mit.method.encoder.backbone.num_layers == [2, 2, 2, 2]
     assert {k: v for k, v in mit.method.items() if k != 'encoder'} == \
@@ -552,6 +569,34 @@ def test_the_configs_encoders(backbone):
         out = head.predict_dense(torch.randn(1, 3, 64, 64),
                                  F.normalize(torch.randn(3, backbone.embed_dim), dim=-1))
     assert out.shape == (1, 3, 16, 16)           # SegFormer's output stride 4
+
+
+def _bases(path):
+    """The ``_base_`` list of a config file, resolved to paths (read, not executed)."""
+    import ast
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], 'id', '') == '_base_':
+            return [(path.parent / p).resolve() for p in ast.literal_eval(node.value)]
+    return []
+
+
+@pytest.mark.parametrize('path', sorted((REPO / 'configs/clip_zss').glob('*.py')),
+                         ids=lambda p: p.name)
+def test_configs_inherit_one_level_from_base_files(path):
+    """Every CLIP-ZSS config is named {method}_{backbone}_{data} and inherits only from files
+    under configs/_base_, which inherit from nothing; its unseen pixels are ignored by the
+    split of the dataset it trains on."""
+    assert path.stem.startswith('clip_zss_') and '-' not in path.stem
+    base_dir = (REPO / 'configs/_base_').resolve()
+    for base in _bases(path):
+        assert base.is_file() and base_dir in base.parents, base
+        assert _bases(base) == [], f'{base} has a _base_ of its own'
+    cfg = Config.fromfile(str(path))
+    ignore = [t for t in cfg.train_data.pipeline if t['type'] == 'IgnoreUnseenClasses']
+    assert len(ignore) == 1
+    assert ignore[0]['dataset'] == cfg.method.train_dataset == cfg.train_data.name
+    assert list(ignore[0]['unseen']) == list(cfg.method.unseen_classes) \
+        == list(cfg.unseen_classes[cfg.method.train_dataset])
 
 
 def test_the_trainer_checkpoints_and_resumes_the_memory_bank(synth_root, tmp_path, monkeypatch):

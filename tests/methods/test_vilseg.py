@@ -119,11 +119,50 @@ def test_each_loss_can_be_switched_off(backbone, off):
 
 
 def test_single_global_view_uses_neighbour_pairs(backbone):
+    """One view: each patch is paired with its right and its lower neighbour, nothing else.
+    On a map whose assignment encodes the patch position, every pair is exactly one step
+    right or one step down, and every such step appears once."""
     head = ViLSeg(backbone, num_clusters=4)
+    b, h, w = 2, 3, 4
+    pos = torch.arange(h * w).view(1, 1, h, w, 1).expand(b, 1, h, w, 1).float()
+    p, q = head.cluster_pairs(pos)                   # no boxes: displacement pairs
+    steps = sorted(zip(p[:, 0].long().tolist(), q[:, 0].long().tolist()))
+    right = [(y * w + x, y * w + x + 1) for y in range(h) for x in range(w - 1)]
+    down = [(y * w + x, (y + 1) * w + x) for y in range(h - 1) for x in range(w)]
+    assert steps == sorted((right + down) * b)
+    # and a batch without boxes trains on them
     batch = make_batch(n_global=1)
     del batch['crop_boxes'], batch['crop_flips']
     out = head.forward_train(batch)
-    assert torch.isfinite(out['loss_cluster'])
+    assert torch.isfinite(out['loss_cluster']) and out['loss_cluster'].requires_grad
+
+
+def test_the_contrasts_pool_with_the_class_token(backbone, monkeypatch):
+    """The default image embedding of both contrasts is the class token: the dense patch
+    embeddings get no gradient from the captions. With the mean of the patches, every patch
+    of an image gets the same gradient, which pulls the patches of an image together."""
+    grads = {}
+    forward_dense = backbone.forward_dense
+
+    def keep_patch(images, **kw):
+        feats = forward_dense(images, **kw)
+        feats.patch.retain_grad()
+        grads['patch'] = feats.patch
+        return feats
+
+    monkeypatch.setattr(backbone, 'forward_dense', keep_patch)
+    assert ViLSeg(backbone).global_pool == 'cls'
+    for pool in ('cls', 'mean'):
+        head = ViLSeg(backbone, num_clusters=4, global_pool=pool, vision_weight=0,
+                      cluster_weight=0)
+        head.forward_train(make_batch())['loss_cross'].backward()
+        g = grads['patch'].grad                                   # B*G,h,w,D
+        if pool == 'cls':
+            assert g is None or not g.any()
+        else:
+            g = g.flatten(1, 2)
+            assert g.abs().amax() > 0
+            assert torch.allclose(g, g[:, :1].expand_as(g), atol=1e-7)
 
 
 def test_predict_dense_shape_and_groups(backbone):
