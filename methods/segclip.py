@@ -1,5 +1,9 @@
 """SegCLIP (Luo et al., "SegCLIP: Patch Aggregation with Learnable Centers for Open-Vocabulary
-Semantic Segmentation", ICML 2023, arXiv 2211.14813)."""
+Semantic Segmentation", ICML 2023, arXiv 2211.14813).
+
+One file, as a method plugin is (docs/plugin_contract.md): the semantic-group module, the
+head and its three losses (contrastive, masked-patch reconstruction, superpixel KL), which
+is why it runs past 400 lines."""
 
 import torch
 import torch.nn.functional as F

@@ -146,6 +146,25 @@ class ConsoleRunner(Runner):
                 _route(h)
         return logger
 
+    def train(self):
+        try:
+            return super().train()
+        finally:
+            self._close_bars()
+
+    def test(self):
+        try:
+            return super().test()
+        finally:
+            self._close_bars()
+
+    def _close_bars(self):
+        """A run that raised never reaches ``after_train``/``after_test``: its bars close
+        here, so no bar of a failed run stays on the console."""
+        for hook in self.hooks:
+            if isinstance(hook, ProgressHook):
+                hook.close_bar()
+
 
 # ------------------------------------------------------------------------------ bars
 class _Bars:
@@ -306,9 +325,9 @@ class ProgressHook(Hook):
         if self.bar is not None:
             self.bar.update(self.seen)
 
-    def _close(self, runner):
+    def close_bar(self, runner=None):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
 
-    after_train = after_test = _close
+    after_train = after_test = close_bar

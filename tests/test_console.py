@@ -19,6 +19,7 @@ def plain(monkeypatch):
     monkeypatch.setattr(console, 'live', lambda: False)
     monkeypatch.setattr(console, 'PLAIN_INTERVAL_S', 0.0)
     monkeypatch.delenv(console.VERBOSE_ENV, raising=False)
+    console._BARS.apply(('close_all', ''))      # none left by earlier tests in this process
 
 
 def test_eval_bar_off_a_terminal_is_plain_lines_of_images_rate_and_time_left(plain, capsys):
@@ -35,6 +36,14 @@ def test_eval_bar_off_a_terminal_is_plain_lines_of_images_rate_and_time_left(pla
         'MaskCLIP x voc21: 1/4 img', 'MaskCLIP x voc21: 2/4 img', 'MaskCLIP x voc21: 3/4 img']
     assert all('img/s' in line and '<' in line for line in lines)
     assert '\r' not in out.out + out.err and not console._BARS.bars
+
+
+def test_a_run_that_raises_closes_its_bars(plain):
+    hook = console.ProgressHook('MaskCLIP x voc21')
+    hook.before_test(SimpleNamespace(test_dataloader=SimpleNamespace(dataset=[0] * 4)))
+    assert len(console._BARS.bars) == 1
+    console.ConsoleRunner._close_bars(SimpleNamespace(hooks=[hook]))   # the runner's finally
+    assert not console._BARS.bars and hook.bar is None
 
 
 def test_plain_lines_are_periodic_not_one_per_step(monkeypatch, capsys):

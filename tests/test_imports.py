@@ -11,18 +11,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ('ovseg_bench', 'methods')
 
-# Function-local imports that close a cycle, each removed by the branch that owns the modules
-# (issue 22.3); once merged this set is empty, and the test fails while it names one that is
-# gone, so it cannot go stale.
-PENDING = {
-    ('ovseg_bench.registry', 'ovseg_bench.backbones'),          # plugin: registry.py
-    ('ovseg_bench.bench.runner', 'ovseg_bench.bench.speed'),    # speed: bench/speed*.py
-    ('ovseg_bench.bench.speed', 'ovseg_bench.bench.runner'),
-    ('ovseg_bench.data.catalog', 'ovseg_bench.data.datasets'),  # plugin: data/catalog.py
-    ('ovseg_bench.data.datasets', 'ovseg_bench.data.catalog'),
-}
-
-
 def modules(root=REPO, packages=PACKAGES):
     """``{dotted module name: source path}`` of every module of ``packages`` under ``root``."""
     found = {}
@@ -152,11 +140,7 @@ def test_no_function_local_import_closes_a_cycle():
     edges = {m: set(targets) for m, targets in graph.items()}
     closing = {(m, t) for component in cycles(edges) for m in component
                for t in graph[m] if t in component and graph[m][t] == 'local'}
-    assert closing - PENDING == set(), 'move the shared code to a module both can import'
-    assert PENDING - closing == set(), 'fixed: remove it from PENDING'
-    for m, t in PENDING:
-        edges[m].discard(t)
-    assert cycles(edges) == []
+    assert closing == set(), 'move the shared code to a module both can import'
 
 
 def _dependency_order(graph):

@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from ovseg_bench.bench.runner import (cell_configs, cell_datasets, check_matrix, needs_training,
-                                      run_matrix)
+from ovseg_bench.bench.matrix import cell_configs, cell_datasets, check_matrix
+from ovseg_bench.bench.runner import run_matrix
+from ovseg_bench.bench.trainings import needs_training
 from ovseg_bench.registry import METHODS, names
 
 REPO = Path(__file__).resolve().parents[2]

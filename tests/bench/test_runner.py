@@ -9,10 +9,13 @@ import time
 import pytest
 from mmengine.config import Config
 
+from ovseg_bench.bench import matrix as M
 from ovseg_bench.bench import results
 from ovseg_bench.bench import runner
-from ovseg_bench.bench.runner import (Progress, cell_configs, fingerprint, is_cached, parse_only,
-                                      run_matrix)
+from ovseg_bench.bench import trainings as T
+from ovseg_bench.bench.matrix import cell_configs, parse_only
+from ovseg_bench.bench.runner import Progress, run_matrix
+from ovseg_bench.bench.trainings import fingerprint, is_cached
 from ovseg_bench.registry import load_plugin_file
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -155,8 +158,8 @@ def test_cached_run_is_stale_when_its_model_config_file_changes(tmp_path):
     arch.write_text('{"embed_dim": 64}')                    # same name, another architecture
     assert not is_cached(cfg, 'backbone.pt')
     # the project's own configs are found by name
-    assert runner.model_config_file(dict(model='ovseg-tiny')).name == 'ovseg-tiny.json'
-    assert runner.model_config_file(dict(model='ViT-B-16')) is None
+    assert T.model_config_file(dict(model='ovseg-tiny')).name == 'ovseg-tiny.json'
+    assert T.model_config_file(dict(model='ViT-B-16')) is None
 
 
 def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
@@ -175,7 +178,7 @@ def test_progress_estimates_evaluation_apart_from_training(monkeypatch, capsys):
 
 
 def test_warm_starts_every_worker_beside_a_busy_one():
-    with runner.Trainings(workers=2) as trainings:
+    with T.Trainings(workers=2) as trainings:
         busy = trainings._pool().submit(time.sleep, 2)   # as a pretraining would be
         pids = {f.result() for f in trainings.warm()}
         assert len(trainings.pool._processes) == 2, 'the idle worker was not started'
@@ -259,7 +262,7 @@ def test_interrupted_training_is_resumed_by_the_bench(tmp_path, synth_root, caps
     # A stale run of another config in the same folder: its outputs are not taken for ours.
     (tmp_path / 'run').mkdir()
     (tmp_path / 'run' / 'iter_8.pth').write_bytes(b'another run')
-    assert runner.start_or_resume(cfg) is False            # a fresh run: stamped at its start
+    assert T.start_or_resume(cfg) is False            # a fresh run: stamped at its start
     assert (tmp_path / 'run' / 'fingerprint.txt').read_text() == fingerprint(cfg)
     assert not (tmp_path / 'run' / 'iter_8.pth').exists()
     interrupted = build_runner(cfg)
@@ -268,7 +271,7 @@ def test_interrupted_training_is_resumed_by_the_bench(tmp_path, synth_root, caps
         interrupted.train()
     assert not is_cached(cfg, 'head.pt')
     capsys.readouterr()
-    runner.train_and_stamp(cfg)                            # the bench's rerun
+    T.train_and_stamp(cfg)                            # the bench's rerun
     out = capsys.readouterr().out
     assert f'resuming the interrupted training in {tmp_path / "run"} from ' \
            f'{tmp_path / "run" / "iter_2.pth"}' in out
@@ -347,17 +350,17 @@ def test_a_training_run_and_all_its_cells_stay_in_one_shard():
              cfg('PACL', 'w/pacl_s1', 'pacl-s1'),
              cfg('PACL', 'w/pacl_s0', 'pacl-b'),     # another config training in the same run
              cfg('NACLIP', 'w/naclip', 'naclip', train=False)]
-    parts = [runner.shard_cells(cells, (k, 3)) for k in (1, 2, 3)]
+    parts = [M.shard_cells(cells, (k, 3)) for k in (1, 2, 3)]
     names = [[c.cell_name for c in part] for part in parts]
     assert sorted(sum(names, [])) == sorted(c.cell_name for c in cells)     # each exactly once
     assert ['pacl-a', 'pacl-b'] in [[n for n in part if n in ('pacl-a', 'pacl-b')]
                                     for part in names]
     # trainings dealt first: the two runs go to two shards
-    assert [sum(runner.needs_training(c) for c in part) > 0 for part in parts] == \
+    assert [sum(T.needs_training(c) for c in part) > 0 for part in parts] == \
         [True, True, False]
-    assert names == [[c.cell_name for c in runner.shard_cells(cells, (k, 3))]
+    assert names == [[c.cell_name for c in M.shard_cells(cells, (k, 3))]
                      for k in (1, 2, 3)]                                    # deterministic
-    assert runner.shard_cells(cells, None) == cells
+    assert M.shard_cells(cells, None) == cells
 
 
 @pytest.mark.parametrize('value', ['3/2', 'x', '0/2', '1/', '1/2/3'])

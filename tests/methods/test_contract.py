@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from ovseg_bench import contract
-from ovseg_bench.bench.runner import plugin_config
+from ovseg_bench.bench.matrix import plugin_config
 from ovseg_bench.config import CONFIG_ROOT, read_config_file
 from ovseg_bench.registry import BUILTIN_METHODS, METHODS, load_plugins, method_info, names
 

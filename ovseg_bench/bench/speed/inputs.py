@@ -14,7 +14,7 @@ from ...backbones.base import RANDOM_WEIGHTS, drop_log_records
 from ...config import CONFIG_ROOT
 from ...registry import BACKBONES, METHODS, build
 from ...text import DEFAULT_CACHE
-from ..runner import method_configs
+from ..matrix import method_configs
 
 REPO = Path(__file__).resolve().parents[3]
 BACKBONE_MODELS = {'tiny': 'ovseg-tiny', 'vit-b16': 'ViT-B-16', 'vit-l14': 'ViT-L-14'}
