@@ -72,7 +72,7 @@ def test_kill_mid_matrix_keeps_rows_and_rerun_completes_only_missing(tmp_path, s
     assert sorted(r['dataset'] for r in after) == sorted(datasets)
     assert [r for r in after if r['dataset'] == first['dataset']][0]['timestamp'] == \
         first['timestamp'], 'a finished cell was run again'
-    assert out.count('evaluating') == len(datasets) - len(rows)
+    assert out.count(': mIoU ') == len(datasets) - len(rows)     # one line per evaluated cell
     # And once everything is there, nothing is left to do.
     out = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert 'nothing to do' in out
