@@ -13,7 +13,8 @@ from pathlib import Path
 from .. import config as C
 from .. import console
 from ..fileio import write_text_atomic
-from ..registry import METHODS, PLUGIN_FILES, freeze_imports, load_plugin_file, load_plugins
+from ..registry import (METHODS, PLUGIN_FILES, freeze_imports, load_plugin_file, load_plugins,
+                        method_info)
 from . import results
 
 
@@ -32,13 +33,17 @@ def model_config_file(backbone):
 
 
 def fingerprint(cfg):
-    """A hash of the training part of ``cfg``, of the model config file it names and of the
-    bytes of the weights it starts from, so that a cached run is reused only for the same
-    config on the same architecture and pretrained backbone."""
+    """A hash of the training part of ``cfg``, of the model config file it names, of the
+    bytes of the weights it starts from and of the method's source file, so that a cached run
+    is reused only for the same config and method code on the same architecture and
+    pretrained backbone."""
     part = {k: copy.deepcopy(cfg[k]) for k in TRAINING_KEYS if k in cfg}
     for key in NOT_TRAINING:
         part.get('train', {}).pop(key, None)
     digest = hashlib.sha1(results.config_hash(part).encode())
+    method = cfg.get('method', {}).get('type')
+    if method in METHODS:
+        digest.update(method_info(method).source_sha.encode())
     backbone = cfg.get('backbone', {})
     for path in (model_config_file(backbone), backbone.get('pretrained')):
         if path and Path(path).is_file():

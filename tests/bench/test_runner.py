@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
 from mmengine.config import Config
@@ -144,6 +145,17 @@ def test_cached_run_is_reused_only_for_same_config_and_starting_weights(tmp_path
     assert not is_cached(cfg, 'head.pt')
     cfg.train.iters = 10
     weights.write_bytes(b'pretrained v2')                   # the backbone was retrained: stale
+    assert not is_cached(cfg, 'head.pt')
+
+
+def test_cached_run_is_stale_when_its_method_code_changes(tmp_path, monkeypatch):
+    cfg = Config(dict(backbone=dict(type='OpenCLIPBackbone', model='ovseg-tiny'),
+                      method=dict(type='SegCLIP'), train=dict(iters=10), work_dir=str(tmp_path)))
+    (tmp_path / 'head.pt').write_bytes(b'head')
+    (tmp_path / 'fingerprint.txt').write_text(fingerprint(cfg))
+    assert is_cached(cfg, 'head.pt')
+    edited = SimpleNamespace(source_sha='0' * 64)           # methods/segclip.py edited
+    monkeypatch.setattr(T, 'method_info', lambda name: edited)
     assert not is_cached(cfg, 'head.pt')
 
 
