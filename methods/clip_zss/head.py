@@ -3,6 +3,7 @@
 import torch
 import torch.nn.functional as F
 
+from ovseg_bench.backbones.base import MissingCapability
 from ovseg_bench.data.zero_shot import IGNORE, dataset_classes, unseen_lut
 from ovseg_bench.head import MethodHead
 from ovseg_bench.losses import gather_rows_no_grad
@@ -117,8 +118,8 @@ class CLIPZSS(MethodHead):
                     setattr(model, attr, None)
                     dropped = True
         if not dropped:
-            raise NotImplementedError(f'{type(self.backbone).__name__}: no known image tower '
-                                      f'attribute to drop')
+            raise MissingCapability(f'{type(self.backbone).__name__}: no known image tower '
+                                    f'attribute to drop')
         self.teacher_dropped = True
         return self
 

@@ -35,6 +35,11 @@ def drop_log_records(text):
             x.removeFilter(drop)
 
 
+class MissingCapability(NotImplementedError):
+    """The backbone lacks an optional capability that a method needs (per-block attention
+    access, its text tower's tensors, ...); the message names the backbone and what it lacks."""
+
+
 @dataclass
 class DenseFeatures:
     """Dense output of a CLIP image encoder.
@@ -157,17 +162,17 @@ class Backbone(Freezable, metaclass=ABCMeta):
     def qkv(self, x, block=-1):
         """(q, k, v), each B,T,W: the block's attention projections of the B,T,W residual
         stream ``x`` entering it (its pre-attention norm included; heads not split)."""
-        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
+        raise MissingCapability(f'{type(self).__name__} gives no per-block attention access')
 
     def attn_proj(self, o, block=-1):
         """The block's attention output projection (and layer scale, if any) of B,T,W
         attended values (heads merged): what the block adds to its residual stream."""
-        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
+        raise MissingCapability(f'{type(self).__name__} gives no per-block attention access')
 
     def mlp(self, x, block=-1):
         """The block's feed-forward branch (norm, MLP, layer scale) on B,T,W tokens: what the
         block adds to its residual stream after the attention."""
-        raise NotImplementedError(f'{type(self).__name__} gives no per-block attention access')
+        raise MissingCapability(f'{type(self).__name__} gives no per-block attention access')
 
     @abstractmethod
     def project(self, x):
@@ -190,7 +195,7 @@ class Backbone(Freezable, metaclass=ABCMeta):
     def text_named_tensors(self):
         """``(name, tensor)`` pairs of the text tower's weights (logit scale and bias
         included), named as in ``self.model.named_parameters()``."""
-        raise NotImplementedError(f'{type(self).__name__} does not list its text tower')
+        raise MissingCapability(f'{type(self).__name__} does not list its text tower')
 
     def state_dict_for_export(self):
         """What a trained backbone is exported as (``backbone.pt``): a state dict loadable as

@@ -14,7 +14,7 @@ from ..checkpoint import CheckpointError, load as load_checkpoint
 from ..config import did_you_mean
 from ..registry import BACKBONES
 from ._vit import ViTDenseMixin
-from .base import RANDOM_WEIGHTS, Backbone, drop_log_records
+from .base import RANDOM_WEIGHTS, Backbone, MissingCapability, drop_log_records
 
 logger = logging.getLogger(__name__)
 
@@ -314,9 +314,9 @@ class OpenCLIPBackbone(ViTDenseMixin, Backbone):
     def _block(self, block):
         blk = self.model.visual.transformer.resblocks[block]
         if not isinstance(blk, ResidualAttentionBlock) or not blk.attn._qkv_same_embed_dim:
-            raise NotImplementedError(f'{self.model_name}: per-block attention access needs a '
-                                      f'standard ResidualAttentionBlock, got '
-                                      f'{type(blk).__name__}')
+            raise MissingCapability(f'{self.model_name}: per-block attention access needs a '
+                                    f'standard ResidualAttentionBlock, got '
+                                    f'{type(blk).__name__}')
         return blk
 
     def qkv(self, x, block=-1):

@@ -4,7 +4,7 @@ dense interface as the other adapters."""
 import torch
 from open_clip.timm_model import TimmModel
 
-from .base import merge_heads, split_heads
+from .base import MissingCapability, merge_heads, split_heads
 from .open_clip import OpenCLIPBackbone
 
 
@@ -120,7 +120,7 @@ class OpenCLIPTimmBackbone(OpenCLIPBackbone, tower='timm'):
     def _block(self, block):
         blk = self._trunk.blocks[block]
         if getattr(blk.attn, 'gate', None) is not None:
-            raise NotImplementedError(f'{self.model_name}: gated attention is not supported')
+            raise MissingCapability(f'{self.model_name}: gated attention is not supported')
         return blk
 
     def qkv(self, x, block=-1):
