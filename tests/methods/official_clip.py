@@ -157,6 +157,13 @@ def compare(backbone, size, official, head, k=7):
     return agreement(ours, ref)
 
 
+def assert_matches_official(backbone, size, official, head):
+    """The head equals the official forward (:func:`compare`): max abs diff <= 1e-4 and every
+    argmax label the same."""
+    diff, agree = compare(backbone, size, official, head)
+    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+
+
 def maskclip_released_last_block(visual, x):
     """MaskCLIP's mmseg ViT layer with return_qkv (chongzhou96/MaskCLIP backbones/vit.py) on
     L,N,W tokens: q, k, v each through out_proj, v plus the block input, plus the FFN."""

@@ -1,7 +1,8 @@
 """ClearCLIP against a re-derivation of its released forward (tests/methods/official_clip.py)."""
 import pytest
 import torch
-from official_clip import clearclip_attn, compare, embeds, patch_logits, tokens_before_last
+from official_clip import (assert_matches_official, clearclip_attn, embeds, patch_logits,
+                           tokens_before_last)
 
 from ovseg_bench_methods.clearclip import ClearCLIP
 from ovseg_bench_methods.sclip import SCLIP
@@ -20,19 +21,16 @@ def official_clearclip(visual, images, class_embeds, grid, pos=None):
 
 @pytest.mark.parametrize('size', [(64, 64), (48, 96)])
 def test_matches_official(tiny_backbone, size):
-    diff, agree = compare(tiny_backbone, size, official_clearclip, ClearCLIP(tiny_backbone))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_backbone, size, official_clearclip, ClearCLIP(tiny_backbone))
 
 
 @pytest.mark.parametrize('size', [(48, 96), (80, 56)])
 def test_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos, size):
-    diff, agree = compare(tiny_dino_pos, size, official_clearclip, ClearCLIP(tiny_dino_pos))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_dino_pos, size, official_clearclip, ClearCLIP(tiny_dino_pos))
 
 
 def test_matches_official_on_vit_b16(vit_b16):
-    diff, agree = compare(vit_b16, (224, 224), official_clearclip, ClearCLIP(vit_b16))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(vit_b16, (224, 224), official_clearclip, ClearCLIP(vit_b16))
 
 
 def test_residual_option_and_difference_from_sclip(tiny_backbone):

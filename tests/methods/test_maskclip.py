@@ -1,8 +1,8 @@
 """MaskCLIP's dense path against the two released forms of it (tests/methods/official_clip.py):
 ClearCLIP's reimplementation (value path alone, what MaskCLIP here runs) and MaskCLIP's own
 ViT code (value path inside the block's residual and FFN, expressible as a LastBlock)."""
-from official_clip import (clearclip_maskclip_attn, compare, maskclip_released_last_block,
-                           patch_logits, tokens_before_last)
+from official_clip import (assert_matches_official, clearclip_maskclip_attn, compare,
+                           maskclip_released_last_block, patch_logits, tokens_before_last)
 
 from ovseg_bench_methods.maskclip import MaskCLIP
 from ovseg_bench.backbones import LastBlock
@@ -30,13 +30,11 @@ class ReleasedMaskCLIP(MaskCLIP):
 
 def test_value_path_matches_clearclips_reimplementation(tiny_backbone, vit_b16):
     for bb, size in ((tiny_backbone, (48, 96)), (vit_b16, (224, 224))):
-        diff, agree = compare(bb, size, official_clearclip_maskclip, MaskCLIP(bb))
-        assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+        assert_matches_official(bb, size, official_clearclip_maskclip, MaskCLIP(bb))
 
 
 def test_released_vit_block_is_a_last_block_and_differs_from_the_value_path(tiny_backbone):
     released = ReleasedMaskCLIP(tiny_backbone)
-    diff, agree = compare(tiny_backbone, (64, 64), official_maskclip, released)
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_backbone, (64, 64), official_maskclip, released)
     diff, agree = compare(tiny_backbone, (64, 64), official_maskclip, MaskCLIP(tiny_backbone))
     assert diff > 1e-2 and agree < 0.9, (diff, agree)

@@ -1,8 +1,8 @@
 """NACLIP against a re-derivation of its released forward (tests/methods/official_clip.py)."""
 import pytest
 import torch
-from official_clip import (compare, embeds, naclip_addition, naclip_attn, naclip_window,
-                           patch_logits, tokens_before_last)
+from official_clip import (assert_matches_official, embeds, naclip_addition, naclip_attn,
+                           naclip_window, patch_logits, tokens_before_last)
 
 from ovseg_bench_methods.naclip import NACLIP, neighbourhood_prior
 
@@ -18,19 +18,16 @@ def official_naclip(visual, images, class_embeds, grid, pos=None, std=5.0):
 
 @pytest.mark.parametrize('size', [(64, 64), (48, 96)])
 def test_matches_official(tiny_backbone, size):
-    diff, agree = compare(tiny_backbone, size, official_naclip, NACLIP(tiny_backbone))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_backbone, size, official_naclip, NACLIP(tiny_backbone))
 
 
 @pytest.mark.parametrize('size', [(48, 96), (80, 56)])
 def test_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos, size):
-    diff, agree = compare(tiny_dino_pos, size, official_naclip, NACLIP(tiny_dino_pos))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_dino_pos, size, official_naclip, NACLIP(tiny_dino_pos))
 
 
 def test_matches_official_on_vit_b16(vit_b16):
-    diff, agree = compare(vit_b16, (224, 224), official_naclip, NACLIP(vit_b16))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(vit_b16, (224, 224), official_naclip, NACLIP(vit_b16))
 
 
 @pytest.mark.parametrize('grid,std', [((3, 5), 5.0), ((4, 4), 1.0), ((6, 2), 0.7)])

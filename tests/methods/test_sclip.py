@@ -2,7 +2,8 @@
 import pytest
 import torch
 import torch.nn.functional as F
-from official_clip import compare, embeds, patch_logits, sclip_attn, tokens_before_last
+from official_clip import (assert_matches_official, embeds, patch_logits, sclip_attn,
+                           tokens_before_last)
 
 from ovseg_bench_methods.sclip import SCLIP
 
@@ -19,19 +20,16 @@ def official_sclip(visual, images, class_embeds, grid, pos=None):
 
 @pytest.mark.parametrize('size', [(64, 64), (48, 96)])
 def test_released_form_matches_official(tiny_backbone, size):
-    diff, agree = compare(tiny_backbone, size, official_sclip, SCLIP(tiny_backbone))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_backbone, size, official_sclip, SCLIP(tiny_backbone))
 
 
 @pytest.mark.parametrize('size', [(48, 96), (80, 56)])
 def test_released_form_matches_official_off_grid_with_its_positional_resize(tiny_dino_pos, size):
-    diff, agree = compare(tiny_dino_pos, size, official_sclip, SCLIP(tiny_dino_pos))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(tiny_dino_pos, size, official_sclip, SCLIP(tiny_dino_pos))
 
 
 def test_released_form_matches_official_on_vit_b16(vit_b16):
-    diff, agree = compare(vit_b16, (224, 224), official_sclip, SCLIP(vit_b16))
-    assert diff <= 1e-4 and agree == 1.0, (diff, agree)
+    assert_matches_official(vit_b16, (224, 224), official_sclip, SCLIP(vit_b16))
 
 
 def test_reduced_form_is_the_backbone_csa_and_differs_from_released(tiny_backbone):
